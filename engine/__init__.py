@@ -1,0 +1,52 @@
+"""stepsim's durable workflow engine: public API (DESIGN §2). Private modules are re-exported here."""
+
+from ._durations import parse_duration
+from ._engine import Engine, check_id
+from ._errors import (
+    BatchTooLarge,
+    EngineError,
+    EventIdConflict,
+    InstanceNotFound,
+    InstanceTerminal,
+    InvalidArgument,
+    InvalidCursor,
+    InvalidId,
+    InvalidParams,
+    NameTooLong,
+    NondeterminismError,
+    NonRetryableError,
+    NotSerializable,
+    OutputValidationError,
+    PayloadTooLarge,
+    StepFailed,
+    TooManySteps,
+    WaitForEventTimeout,
+    WorkflowNotFound,
+)
+from ._records import (
+    ErrorInfo,
+    EventRecord,
+    History,
+    InstanceInfo,
+    Page,
+    ReceivedEvent,
+    Retries,
+    Status,
+    StepContext,
+    StepRecord,
+)
+from ._runtime import Runtime, SystemRuntime
+from ._sqlite_store import SqliteStore
+from ._step import StepTimeoutError, WorkflowStep
+from ._store import LeaseLost, Store
+from ._workflow import WorkflowDefinition, WorkflowEvent, define_workflow
+
+__all__ = [
+    "BatchTooLarge", "Engine", "EngineError", "ErrorInfo", "EventIdConflict", "EventRecord", "History",
+    "InstanceInfo", "InstanceNotFound", "InstanceTerminal", "InvalidArgument", "InvalidCursor", "InvalidId",
+    "InvalidParams", "LeaseLost", "NameTooLong", "NonRetryableError", "NondeterminismError", "NotSerializable",
+    "OutputValidationError", "Page", "PayloadTooLarge", "ReceivedEvent", "Retries", "Runtime", "SqliteStore",
+    "Status", "StepContext", "StepFailed", "StepRecord", "StepTimeoutError", "Store", "SystemRuntime",
+    "TooManySteps", "WaitForEventTimeout", "WorkflowDefinition", "WorkflowEvent", "WorkflowNotFound",
+    "WorkflowStep", "check_id", "define_workflow", "parse_duration",
+]

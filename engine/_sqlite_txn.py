@@ -1,0 +1,459 @@
+"""One transaction's work each, for SQLite: `*_txn(conn, ...)` functions.
+
+Callers (the store) own BEGIN/COMMIT and the retry loop; ids and timestamps arrive as arguments so a
+retried body cannot change them. Functions that take a `Claim` first fence on it (property 3).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+import attrs
+
+from ._errors import EventIdConflict, InstanceNotFound, InstanceTerminal
+from ._store import TASK_PRIORITY, Claim, DueTask, LeaseLost, LoadedRun, StepWrite, Suspension, WaitOutcome
+
+TERMINAL = ("complete", "errored", "terminated")
+
+_INSTANCE_COLUMNS = (
+    "seq, workflow_name, instance_id, status, params, output, error_name, error_message, run_number, "
+    "pause_requested, version, current_step, created_at, updated_at, started_at, completed_at"
+)
+
+
+def _instance(conn: sqlite3.Connection, workflow: str, instance_id: str) -> sqlite3.Row:
+    row = conn.execute(
+        f"SELECT {_INSTANCE_COLUMNS} FROM workflow_instance WHERE workflow_name = ? AND instance_id = ?",
+        (workflow, instance_id),
+    ).fetchone()
+    if row is None:
+        raise InstanceNotFound(f"no instance {instance_id!r} of workflow {workflow!r}")
+    return row
+
+
+def _insert_task(
+    conn: sqlite3.Connection, workflow: str, instance_id: str, run_number: int, kind: str, run_at: float
+) -> None:
+    conn.execute(
+        "INSERT INTO workflow_task (workflow_name, instance_id, run_number, kind, priority, run_at, status) "
+        "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+        (workflow, instance_id, run_number, kind, TASK_PRIORITY[kind], run_at),
+    )
+
+
+# --- instance management -------------------------------------------------------------------------
+
+
+def create_instances_txn(
+    conn: sqlite3.Connection, workflow: str, items: list[tuple[str, str]], now: float
+) -> list[str]:
+    """Insert instances (id, params JSON) with a `run` task each; existing ids are skipped (idempotent)."""
+    created = []
+    for instance_id, params in items:
+        cur = conn.execute(
+            "INSERT INTO workflow_instance (workflow_name, instance_id, status, params, created_at, updated_at) "
+            "VALUES (?, ?, 'queued', ?, ?, ?) ON CONFLICT (workflow_name, instance_id) DO NOTHING",
+            (workflow, instance_id, params, now, now),
+        )
+        if cur.rowcount:
+            _insert_task(conn, workflow, instance_id, 1, "run", now)
+            created.append(instance_id)
+    return created
+
+
+def get_instance_txn(conn: sqlite3.Connection, workflow: str, instance_id: str) -> dict[str, Any] | None:
+    """The instance row as a dict, or None."""
+    row = conn.execute(
+        f"SELECT {_INSTANCE_COLUMNS} FROM workflow_instance WHERE workflow_name = ? AND instance_id = ?",
+        (workflow, instance_id),
+    ).fetchone()
+    return dict(row) if row is not None else None
+
+
+def list_instances_txn(
+    conn: sqlite3.Connection, workflow: str, status: str | None, limit: int, after: int | None
+) -> list[dict[str, Any]]:
+    """Instances in creation order after cursor `after` (a seq); `limit + 1` rows tell if more exist."""
+    sql = f"SELECT {_INSTANCE_COLUMNS} FROM workflow_instance WHERE workflow_name = ? AND seq > ?"
+    args: list[Any] = [workflow, after if after is not None else -1]
+    if status is not None:
+        sql += " AND status = ?"
+        args.append(status)
+    sql += " ORDER BY seq LIMIT ?"
+    args.append(limit + 1)
+    return [dict(r) for r in conn.execute(sql, args)]
+
+
+def history_txn(
+    conn: sqlite3.Connection, workflow: str, instance_id: str, run_number: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Steps of one run in execution order, and the instance's events in send order."""
+    steps = [
+        dict(r)
+        for r in conn.execute(
+            "SELECT * FROM workflow_step WHERE workflow_name = ? AND instance_id = ? AND run_number = ? "
+            "ORDER BY position",
+            (workflow, instance_id, run_number),
+        )
+    ]
+    events = [
+        dict(r)
+        for r in conn.execute(
+            "SELECT * FROM workflow_event WHERE workflow_name = ? AND instance_id = ? ORDER BY id",
+            (workflow, instance_id),
+        )
+    ]
+    return steps, events
+
+
+def _waiting_for(conn: sqlite3.Connection, workflow: str, instance_id: str, run_number: int) -> sqlite3.Row | None:
+    return conn.execute(
+        "SELECT step_key, wait_event_type, wait_match, wake_at FROM workflow_step "
+        "WHERE workflow_name = ? AND instance_id = ? AND run_number = ? AND status = 'waiting' "
+        "AND type = 'wait_for_event'",
+        (workflow, instance_id, run_number),
+    ).fetchone()
+
+
+def send_event_txn(
+    conn: sqlite3.Connection, workflow: str, instance_id: str, event_id: str | None, type: str,
+    payload: str, now: float,
+) -> str:
+    """Buffer an event; wake the instance if it waits for this type. Returns 'sent' or 'duplicate'."""
+    if event_id is not None:
+        existing = conn.execute(
+            "SELECT instance_id FROM workflow_event WHERE workflow_name = ? AND event_id = ?",
+            (workflow, event_id),
+        ).fetchone()
+        if existing is not None:
+            if existing[0] != instance_id:
+                raise EventIdConflict(
+                    f"event id {event_id!r} was already used for instance {existing[0]!r} of {workflow!r}"
+                )
+            return "duplicate"
+    inst = _instance(conn, workflow, instance_id)
+    if inst["status"] in TERMINAL:
+        raise InstanceTerminal(f"instance {instance_id!r} is {inst['status']}; it accepts no events")
+    conn.execute(
+        "INSERT INTO workflow_event (workflow_name, instance_id, event_id, type, payload, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (workflow, instance_id, event_id, type, payload, now),
+    )
+    waiting = _waiting_for(conn, workflow, instance_id, inst["run_number"])
+    if waiting is not None and waiting["wait_event_type"] == type:
+        # Only a pending task is moved; a processing runner re-checks the buffer in suspend_txn.
+        conn.execute(
+            "UPDATE workflow_task SET kind = 'wake', priority = 0, run_at = MIN(run_at, ?) "
+            "WHERE workflow_name = ? AND instance_id = ? AND run_number = ? AND status = 'pending'",
+            (now, workflow, instance_id, inst["run_number"]),
+        )
+    return "sent"
+
+
+def pause_txn(conn: sqlite3.Connection, workflow: str, instance_id: str, now: float) -> str:
+    """Pause now if no runner holds a live lease, else request pause at the next step boundary."""
+    inst = _instance(conn, workflow, instance_id)
+    if inst["status"] in TERMINAL:
+        raise InstanceTerminal(f"instance {instance_id!r} is {inst['status']}; it cannot be paused")
+    if inst["status"] == "paused":
+        return "paused"
+    in_flight = conn.execute(
+        "SELECT 1 FROM workflow_task WHERE workflow_name = ? AND instance_id = ? AND status = 'processing' "
+        "AND locked_until >= ?",
+        (workflow, instance_id, now),
+    ).fetchone()
+    if in_flight is not None:
+        conn.execute(
+            "UPDATE workflow_instance SET pause_requested = 1, updated_at = ?, version = version + 1 "
+            "WHERE workflow_name = ? AND instance_id = ?",
+            (now, workflow, instance_id),
+        )
+        return "requested"
+    _apply_pause(conn, workflow, instance_id, now)
+    return "paused"
+
+
+def _apply_pause(conn: sqlite3.Connection, workflow: str, instance_id: str, now: float) -> None:
+    # A paused instance has no task, so it is neither claimed nor polled (property 6).
+    conn.execute("DELETE FROM workflow_task WHERE workflow_name = ? AND instance_id = ?", (workflow, instance_id))
+    conn.execute(
+        "UPDATE workflow_instance SET status = 'paused', pause_requested = 0, updated_at = ?, "
+        "version = version + 1 WHERE workflow_name = ? AND instance_id = ?",
+        (now, workflow, instance_id),
+    )
+
+
+def resume_txn(conn: sqlite3.Connection, workflow: str, instance_id: str, now: float) -> str:
+    """Resume a paused instance with a `resume` task; cancel a pending pause request; else no-op."""
+    inst = _instance(conn, workflow, instance_id)
+    if inst["status"] in TERMINAL:
+        raise InstanceTerminal(f"instance {instance_id!r} is {inst['status']}; it cannot be resumed")
+    if inst["status"] == "paused":
+        conn.execute(
+            "UPDATE workflow_instance SET status = 'queued', pause_requested = 0, updated_at = ?, "
+            "version = version + 1 WHERE workflow_name = ? AND instance_id = ?",
+            (now, workflow, instance_id),
+        )
+        _insert_task(conn, workflow, instance_id, inst["run_number"], "resume", now)
+        return "resumed"
+    if inst["pause_requested"]:
+        conn.execute(
+            "UPDATE workflow_instance SET pause_requested = 0, updated_at = ?, version = version + 1 "
+            "WHERE workflow_name = ? AND instance_id = ?",
+            (now, workflow, instance_id),
+        )
+        return "cancelled"
+    return "noop"
+
+
+def terminate_txn(conn: sqlite3.Connection, workflow: str, instance_id: str, now: float) -> str:
+    """Terminal at once; deleting the task fences any runner still executing it (terminate beats completion)."""
+    inst = _instance(conn, workflow, instance_id)
+    if inst["status"] in TERMINAL:
+        raise InstanceTerminal(f"instance {instance_id!r} is already {inst['status']}")
+    conn.execute("DELETE FROM workflow_task WHERE workflow_name = ? AND instance_id = ?", (workflow, instance_id))
+    conn.execute(
+        "UPDATE workflow_instance SET status = 'terminated', pause_requested = 0, updated_at = ?, "
+        "completed_at = ?, version = version + 1 WHERE workflow_name = ? AND instance_id = ?",
+        (now, now, workflow, instance_id),
+    )
+    return "terminated"
+
+
+def restart_txn(conn: sqlite3.Connection, workflow: str, instance_id: str, now: float) -> int:
+    """Start run N+1 from any status; the old run's task goes, so a stale runner is fenced out."""
+    inst = _instance(conn, workflow, instance_id)
+    run_number = inst["run_number"] + 1
+    conn.execute("DELETE FROM workflow_task WHERE workflow_name = ? AND instance_id = ?", (workflow, instance_id))
+    conn.execute(
+        "UPDATE workflow_instance SET status = 'queued', run_number = ?, output = NULL, error_name = NULL, "
+        "error_message = NULL, pause_requested = 0, current_step = NULL, started_at = NULL, "
+        "completed_at = NULL, updated_at = ?, version = version + 1 WHERE workflow_name = ? AND instance_id = ?",
+        (run_number, now, workflow, instance_id),
+    )
+    _insert_task(conn, workflow, instance_id, run_number, "run", now)
+    return int(run_number)
+
+
+# --- runner ----------------------------------------------------------------------------------------
+
+
+def find_due_txn(conn: sqlite3.Connection, workflows: tuple[str, ...], now: float, limit: int) -> list[DueTask]:
+    """Due tasks in priority order wake, retry, resume, run, then run_at, then id (property 2).
+
+    A processing task whose lease expired is due again: its runner is presumed dead.
+    """
+    marks = ",".join("?" * len(workflows))
+    rows = conn.execute(
+        "SELECT id, workflow_name, instance_id, run_number, kind, run_at, version, status FROM workflow_task "
+        f"WHERE workflow_name IN ({marks}) AND ((status = 'pending' AND run_at <= ?) "
+        "OR (status = 'processing' AND locked_until < ?)) ORDER BY priority, run_at, id LIMIT ?",
+        (*workflows, now, now, limit),
+    ).fetchall()
+    return [
+        DueTask(id=r[0], workflow=r[1], instance_id=r[2], run_number=r[3], kind=r[4], run_at=r[5],
+                version=r[6], status=r[7])
+        for r in rows
+    ]
+
+
+def claim_txn(
+    conn: sqlite3.Connection, task: DueTask, owner: str, now: float, lease_until: float
+) -> Claim | None:
+    """Optimistic claim: succeeds only if the row is unchanged since it was found and still due."""
+    cur = conn.execute(
+        "UPDATE workflow_task SET status = 'processing', lock_owner = ?, locked_until = ?, version = version + 1 "
+        "WHERE id = ? AND version = ? AND ((status = 'pending' AND run_at <= ?) "
+        "OR (status = 'processing' AND locked_until < ?))",
+        (owner, lease_until, task.id, task.version, now, now),
+    )
+    if cur.rowcount != 1:
+        return None
+    conn.execute(
+        "UPDATE workflow_instance SET status = 'running', started_at = COALESCE(started_at, ?), updated_at = ?, "
+        "version = version + 1 WHERE workflow_name = ? AND instance_id = ? AND status NOT IN "
+        "('complete', 'errored', 'terminated', 'paused')",
+        (now, now, task.workflow, task.instance_id),
+    )
+    return Claim(task_id=task.id, version=task.version + 1, owner=owner, workflow=task.workflow,
+                 instance_id=task.instance_id, run_number=task.run_number, kind=task.kind)
+
+
+def load_run_txn(conn: sqlite3.Connection, claim: Claim) -> LoadedRun | None:
+    """The instance's params and the claimed run's steps; None if the run is no longer current."""
+    inst = conn.execute(
+        "SELECT status, params, created_at, run_number FROM workflow_instance "
+        "WHERE workflow_name = ? AND instance_id = ?",
+        (claim.workflow, claim.instance_id),
+    ).fetchone()
+    if inst is None or inst[3] != claim.run_number:
+        return None
+    steps = tuple(
+        dict(r)
+        for r in conn.execute(
+            "SELECT step_key, type, status, attempts, next_retry_at, wake_at, result, error_name, error_message "
+            "FROM workflow_step WHERE workflow_name = ? AND instance_id = ? AND run_number = ? ORDER BY position",
+            (claim.workflow, claim.instance_id, claim.run_number),
+        )
+    )
+    return LoadedRun(status=inst[0], params=inst[1], created_at=inst[2], run_number=inst[3], steps=steps)
+
+
+def fence_txn(conn: sqlite3.Connection, claim: Claim, now: float, lease_until: float) -> None:
+    """Renew the lease iff this runner still holds it; otherwise raise LeaseLost (property 3)."""
+    cur = conn.execute(
+        "UPDATE workflow_task SET locked_until = ? WHERE id = ? AND lock_owner = ? AND version = ? "
+        "AND status = 'processing' AND locked_until >= ?",
+        (lease_until, claim.task_id, claim.owner, claim.version, now),
+    )
+    if cur.rowcount != 1:
+        raise LeaseLost(f"runner {claim.owner} lost task {claim.task_id} of {claim.instance_id!r}")
+
+
+def _write_step(conn: sqlite3.Connection, claim: Claim, step: StepWrite, now: float) -> None:
+    cur = conn.execute(
+        "INSERT INTO workflow_step (workflow_name, instance_id, run_number, step_key, position, name, type, "
+        "status, attempts, max_attempts, next_retry_at, wake_at, wait_event_type, wait_match, result, "
+        "error_name, error_message, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (workflow_name, instance_id, run_number, step_key) DO UPDATE SET status = excluded.status, "
+        "attempts = excluded.attempts, max_attempts = excluded.max_attempts, "
+        "next_retry_at = excluded.next_retry_at, wake_at = excluded.wake_at, "
+        "wait_event_type = excluded.wait_event_type, wait_match = excluded.wait_match, "
+        "result = excluded.result, error_name = excluded.error_name, error_message = excluded.error_message, "
+        "updated_at = excluded.updated_at WHERE workflow_step.status NOT IN ('completed', 'errored')",
+        (claim.workflow, claim.instance_id, claim.run_number, step.key, step.position, step.name, step.type,
+         step.status, step.attempts, step.max_attempts, step.next_retry_at, step.wake_at, step.wait_event_type,
+         step.wait_match, step.result, step.error_name, step.error_message, now),
+    )
+    if cur.rowcount != 1:
+        # A finished step is never overwritten: a second completion is a conflict (STYLE: DBOS).
+        raise LeaseLost(f"step {step.key!r} of {claim.instance_id!r} is already finished")
+    conn.execute(
+        "UPDATE workflow_instance SET version = version + 1, updated_at = ?, current_step = ? "
+        "WHERE workflow_name = ? AND instance_id = ?",
+        (now, step.key, claim.workflow, claim.instance_id),
+    )
+
+
+def _hand_back(conn: sqlite3.Connection, claim: Claim, suspension: Suspension, now: float) -> bool:
+    """Return the task as pending (or pause the instance if asked); True if the instance is now paused."""
+    if _pause_requested(conn, claim, now):
+        return True
+    run_at = suspension.run_at
+    kind = suspension.kind
+    waiting = _waiting_for(conn, claim.workflow, claim.instance_id, claim.run_number)
+    if waiting is not None and _first_event(conn, claim, waiting["wait_event_type"],
+                                             _load_match(waiting["wait_match"]), waiting["wake_at"]) is not None:
+        # An event arrived while we ran: never reschedule past it (the lost wake-up bug).
+        run_at, kind = min(run_at, now), "wake"
+    conn.execute(
+        "UPDATE workflow_task SET status = 'pending', kind = ?, priority = ?, run_at = ?, lock_owner = NULL, "
+        "locked_until = NULL WHERE id = ?",
+        (kind, TASK_PRIORITY[kind], run_at, claim.task_id),
+    )
+    conn.execute(
+        "UPDATE workflow_instance SET status = 'waiting', updated_at = ?, version = version + 1 "
+        "WHERE workflow_name = ? AND instance_id = ?",
+        (now, claim.workflow, claim.instance_id),
+    )
+    return False
+
+
+def _pause_requested(conn: sqlite3.Connection, claim: Claim, now: float) -> bool:
+    row = conn.execute(
+        "SELECT pause_requested FROM workflow_instance WHERE workflow_name = ? AND instance_id = ?",
+        (claim.workflow, claim.instance_id),
+    ).fetchone()
+    if row[0]:
+        _apply_pause(conn, claim.workflow, claim.instance_id, now)
+        return True
+    return False
+
+
+def commit_step_txn(
+    conn: sqlite3.Connection, claim: Claim, step: StepWrite, now: float, lease_until: float,
+    suspend: Suspension | None,
+) -> bool:
+    """The hot path: fence + renew, the step row, the instance version, and an optional hand-back.
+
+    Returns True if a pending pause took effect at this step boundary.
+    """
+    fence_txn(conn, claim, now, lease_until)
+    _write_step(conn, claim, step, now)
+    if suspend is not None:
+        return _hand_back(conn, claim, suspend, now)
+    return _pause_requested(conn, claim, now)
+
+
+def _load_match(text: str | None) -> dict[str, Any] | None:
+    return json.loads(text) if text else None
+
+
+def _first_event(
+    conn: sqlite3.Connection, claim: Claim, type: str, match: dict[str, Any] | None, deadline: float
+) -> sqlite3.Row | None:
+    # Same-type events are consumed in send order; one created after the deadline never counts (property 5).
+    for row in conn.execute(
+        "SELECT id, type, payload, created_at FROM workflow_event WHERE workflow_name = ? AND instance_id = ? "
+        "AND type = ? AND consumed_run IS NULL AND created_at <= ? ORDER BY id",
+        (claim.workflow, claim.instance_id, type, deadline),
+    ):
+        if match is None:
+            return row
+        payload = json.loads(row["payload"])
+        if isinstance(payload, dict) and all(payload.get(k) == v for k, v in match.items()):
+            return row
+    return None
+
+
+def wait_event_txn(
+    conn: sqlite3.Connection, claim: Claim, step: StepWrite, match: dict[str, Any] | None, deadline: float,
+    now: float, lease_until: float,
+) -> WaitOutcome:
+    """Consume the first matching buffered event, or time out, or park the instance until the deadline."""
+    fence_txn(conn, claim, now, lease_until)
+    assert step.wait_event_type is not None
+    event = _first_event(conn, claim, step.wait_event_type, match, deadline)
+    if event is not None:
+        conn.execute(
+            "UPDATE workflow_event SET consumed_by_step_key = ?, consumed_run = ?, delivered_at = ? WHERE id = ?",
+            (step.key, claim.run_number, now, event["id"]),
+        )
+        result = json.dumps({"type": event["type"], "payload": json.loads(event["payload"]),
+                             "timestamp": event["created_at"]}, separators=(",", ":"))
+        _write_step(conn, claim, _with(step, status="completed", result=result), now)
+        return WaitOutcome(paused=_pause_requested(conn, claim, now), event=dict(event))
+    if now >= deadline:
+        _write_step(conn, claim, _with(step, status="errored", error_name="WaitForEventTimeout",
+                                       error_message=f"no {step.wait_event_type!r} event before the deadline"), now)
+        return WaitOutcome(paused=_pause_requested(conn, claim, now), timed_out=True)
+    _write_step(conn, claim, step, now)
+    return WaitOutcome(paused=_hand_back(conn, claim, Suspension("wake", deadline), now))
+
+
+def _with(step: StepWrite, **changes: Any) -> StepWrite:
+    return attrs.evolve(step, **changes)
+
+
+def suspend_txn(conn: sqlite3.Connection, claim: Claim, suspension: Suspension, now: float) -> bool:
+    """Hand the task back without writing a step (a replay that found nothing new to do)."""
+    fence_txn(conn, claim, now, now)
+    return _hand_back(conn, claim, suspension, now)
+
+
+def finish_txn(
+    conn: sqlite3.Connection, claim: Claim, status: str, output: str | None, error: tuple[str, str] | None,
+    now: float,
+) -> None:
+    """Make the instance terminal and drop its task; fenced, so a terminated instance stays terminated."""
+    fence_txn(conn, claim, now, now)
+    conn.execute("DELETE FROM workflow_task WHERE id = ?", (claim.task_id,))
+    conn.execute(
+        "UPDATE workflow_instance SET status = ?, output = ?, error_name = ?, error_message = ?, "
+        "pause_requested = 0, completed_at = ?, updated_at = ?, version = version + 1 "
+        "WHERE workflow_name = ? AND instance_id = ?",
+        (status, output, error[0] if error else None, error[1] if error else None, now, now,
+         claim.workflow, claim.instance_id),
+    )
