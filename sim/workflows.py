@@ -1,0 +1,93 @@
+"""Built-in workflows: the design's approval flow plus the shapes the workload generator mixes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from engine import Retries, StepFailed, WaitForEventTimeout, WorkflowEvent, WorkflowStep, define_workflow
+
+
+@attrs.frozen
+class ApprovalParams:
+    request_id: str
+    amount: int = attrs.field()
+
+    @amount.validator
+    def _positive(self, _: object, value: int) -> None:
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"amount must be a positive int, got {value!r}")
+
+
+@define_workflow("approval-workflow", params=ApprovalParams)
+async def approval(event: WorkflowEvent, step: WorkflowStep) -> dict[str, Any]:
+    """Wait for approval, cool down 2 s, wait for fulfilment, then complete (DESIGN §7)."""
+    decision = await step.wait_for_event("approval", type="approval", timeout="15 min")
+    if not decision.payload.get("approved"):
+        return {"request_id": event.payload.request_id, "approved": False}
+    await step.sleep("cooldown", "2 s")
+    fulfilment = await step.wait_for_event("fulfilment", type="fulfillment", timeout="1 hour")
+    return {"request_id": event.payload.request_id, "approved": True,
+            "confirmation_id": fulfilment.payload.get("confirmation_id")}
+
+
+@define_workflow("charge-workflow")
+async def charge(event: WorkflowEvent, step: WorkflowStep) -> dict[str, Any]:
+    """A charge that fails its first `fail_times` attempts, retried with the given backoff."""
+    fail_times = int(event.payload.get("fail_times", 0))
+    backoff = event.payload.get("backoff", "exponential")
+
+    def attempt(ctx: Any) -> dict[str, Any]:
+        if ctx.attempt <= fail_times:
+            raise RuntimeError(f"card declined (attempt {ctx.attempt})")
+        return {"charged": event.payload.get("amount", 1), "attempt": ctx.attempt}
+
+    try:
+        result = await step.do("charge", attempt, retries=Retries(limit=3, delay="5 s", backoff=backoff))
+    except StepFailed as failed:
+        return {"charged": 0, "error": failed.error_name, "attempts": failed.attempts}
+    return dict(result)
+
+
+@define_workflow("sleepy-workflow")
+async def sleepy(event: WorkflowEvent, step: WorkflowStep) -> int:
+    """Long sleeps between small steps: hours of virtual time per instance."""
+    total = 0
+    for i in range(int(event.payload.get("naps", 3))):
+        await step.sleep(f"nap-{i}", event.payload.get("nap", "6 hours"))
+        total += await step.do(f"work-{i}", lambda i=i: i + 1)
+    return total
+
+
+@define_workflow("loop-workflow")
+async def loop(event: WorkflowEvent, step: WorkflowStep) -> int:
+    """Many small steps with a repeated name (keys do:add, do:add#2, ...)."""
+    total = 0
+    for i in range(int(event.payload.get("steps", 5))):
+        total = await step.do("add", lambda total=total, i=i: total + i)
+    return total
+
+
+@define_workflow("chain-workflow")
+async def chain(event: WorkflowEvent, step: WorkflowStep) -> list[Any]:
+    """An event-driven chain: each stage waits for its own event type."""
+    seen = []
+    for i in range(int(event.payload.get("stages", 2))):
+        received = await step.wait_for_event(f"stage-{i}", type=f"stage-{i}", timeout="1 hour")
+        seen.append(received.payload)
+    return seen
+
+
+@define_workflow("timeout-workflow")
+async def catch_timeout(event: WorkflowEvent, step: WorkflowStep) -> str:
+    """Catch-and-continue on a wait timeout."""
+    try:
+        await step.wait_for_event("reply", type="reply", timeout=event.payload.get("timeout", "10 min"))
+    except WaitForEventTimeout:
+        await step.do("escalate", lambda: "escalated")
+        return "timed-out"
+    return "replied"
+
+
+ALL_WORKFLOWS = (approval, charge, sleepy, loop, chain, catch_timeout)
