@@ -57,19 +57,28 @@ class Execution:
         self.stopped = True
         return exc
 
+    def _abandon(self, key: str, exc: Exception) -> BaseException:
+        # A lost lease or a store failure (I/O error, commit outcome unknown) ends this claim. Abandoned is
+        # a BaseException so workflow code that catches Exception around a step cannot swallow it; the
+        # task's lease then expires and the run resumes from what was durably committed.
+        if isinstance(exc, LeaseLost):
+            self.trace("lease_lost", key=key, reason=str(exc))
+        else:
+            self.trace("store_error", key=key, reason=f"{type(exc).__name__}: {exc}")
+        return self._stop(Abandoned(str(exc)))
+
     async def commit(self, write: StepWrite, suspension: Suspension | None) -> None:
         """Commit one step row (plus an optional hand-back) in one fenced transaction.
 
         Raises Abandoned if the lease is gone and Suspended if a pause took effect at this boundary.
         """
-        now = self.now()
         try:
-            paused = await self.store.commit_step(self.claim, write, now, now + self.lease, suspension)
-        except LeaseLost as exc:
-            self.trace("lease_lost", key=write.key, reason=str(exc))
-            raise self._stop(Abandoned(str(exc))) from exc
+            paused = await self.store.commit_step(self.claim, write, suspension, self.lease)
+        except Exception as exc:
+            raise self._abandon(write.key, exc) from exc
         self.trace("commit", key=write.key, status=write.status, attempts=write.attempts,
-                   suspend=suspension.kind if suspension else None, paused=paused, lease_until=now + self.lease)
+                   suspend=suspension.kind if suspension else None, paused=paused,
+                   lease_until=self.now() + self.lease)
         if paused:
             raise self._stop(Suspended(None, paused=True))
         if suspension is not None:
@@ -77,16 +86,15 @@ class Execution:
 
     async def wait(self, write: StepWrite, match: dict[str, Any] | None, deadline: float) -> WaitOutcome:
         """Consume a matching event, time out, or park; one fenced transaction."""
-        now = self.now()
         try:
-            outcome = await self.store.wait_event(self.claim, write, match, deadline, now, now + self.lease)
-        except LeaseLost as exc:
-            self.trace("lease_lost", key=write.key, reason=str(exc))
-            raise self._stop(Abandoned(str(exc))) from exc
+            outcome = await self.store.wait_event(self.claim, write, match, deadline, self.lease)
+        except Exception as exc:
+            raise self._abandon(write.key, exc) from exc
         self.trace("commit", key=write.key, status="completed" if outcome.event else
                    ("errored" if outcome.timed_out else "waiting"), attempts=0,
                    event=outcome.event["id"] if outcome.event else None, paused=outcome.paused,
-                   suspend=None if (outcome.event or outcome.timed_out) else "wake", lease_until=now + self.lease)
+                   suspend=None if (outcome.event or outcome.timed_out) else "wake",
+                   lease_until=self.now() + self.lease)
         if outcome.paused or not (outcome.event or outcome.timed_out):
             self.stopped = True
         return outcome
@@ -131,7 +139,10 @@ class Execution:
             elapsed += wait
             if elapsed >= timeout:
                 return "timeout"
-            now = self.now()
-            if not await self.store.renew_lease(self.claim, now, now + self.lease):
+            try:
+                renewed = await self.store.renew_lease(self.claim, self.lease)
+            except Exception:  # a store fault while renewing: treat the lease as gone (safe side)
+                renewed = False
+            if not renewed:
                 return "lost"
-            self.trace("renew", lease_until=now + self.lease)
+            self.trace("renew", lease_until=self.now() + self.lease)

@@ -60,14 +60,20 @@ class Runner:
         return processed
 
     async def _claim_and_run(self, task: DueTask) -> bool:
-        now = self.store.now()
-        claim = await self.store.claim(task, self.owner, now, now + self.lease)
+        try:
+            claim = await self.store.claim(task, self.owner, self.lease)
+        except Exception as exc:
+            # The claim may or may not have committed ("commit outcome unknown"); either way the lease
+            # expires and the task is taken over, so skipping it is safe.
+            self._trace("claim_error", task=task.id, instance=task.instance_id,
+                        reason=f"{type(exc).__name__}: {exc}")
+            return False
         if claim is None:
             self._trace("claim_lost", task=task.id, instance=task.instance_id)
             return False
         self._trace("claim", task=claim.task_id, version=claim.version, instance=claim.instance_id,
                     run=claim.run_number, kind=claim.kind, took_over=task.status == "processing",
-                    lease_until=now + self.lease)
+                    lease_until=self.store.now() + self.lease)
         await self._cp("tick:claimed")
         try:
             await self.execute(claim)
@@ -106,7 +112,7 @@ class Runner:
                 execution.stopped = True
                 if signal.suspension is not None:
                     await self._cp("suspend")
-                    paused = await self.store.suspend(claim, signal.suspension, self.store.now())
+                    paused = await self.store.suspend(claim, signal.suspension)
                     self._trace("suspend", task=claim.task_id, version=claim.version, instance=claim.instance_id,
                                 kind=signal.suspension.kind, run_at=signal.suspension.run_at, paused=paused)
                 return
@@ -128,6 +134,6 @@ class Runner:
         execution.stopped = True
         await self._cp("finish")
         status = "errored" if error is not None else "complete"
-        await self.store.finish(claim, status, output, error, self.store.now())
+        await self.store.finish(claim, status, output, error)
         self._trace("finish", task=claim.task_id, version=claim.version, instance=claim.instance_id,
                     run=claim.run_number, status=status, error=error[0] if error else None)

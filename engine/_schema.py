@@ -73,7 +73,9 @@ CREATE UNIQUE INDEX workflow_event_idempotency ON workflow_event (workflow_name,
 CREATE INDEX workflow_event_buffer ON workflow_event (workflow_name, instance_id, type, consumed_run, id);
 
 CREATE TABLE workflow_task (
-    id INTEGER PRIMARY KEY,
+    -- AUTOINCREMENT: a task id is never reused, so a stale claim (id, owner, version) can never match a
+    -- task created later for a resume or restart (property 3).
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     workflow_name TEXT NOT NULL,
     instance_id TEXT NOT NULL,
     run_number INTEGER NOT NULL,

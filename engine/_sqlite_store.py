@@ -143,34 +143,47 @@ class SqliteStore:
     def find_due(self, workflows: tuple[str, ...], now: float, limit: int) -> list[DueTask]:
         return txn.find_due_txn(self.conn, workflows, now, limit)
 
-    async def claim(self, task: DueTask, owner: str, now: float, lease_until: float) -> Claim | None:
-        return await self.write(txn.claim_txn, task, owner, now, lease_until)
+    async def fenced(self, fn: Callable[..., T], claim: Any, *args: Any, lease: float) -> T:
+        """A write fenced on a claim: `now` is read afresh for every try, never carried over a retry wait.
+
+        A fence checked against a `now` computed before a busy-retry sleep would let a runner commit after
+        its lease ran out while it slept (found by the simulator: busy fault + clock jump, property 3).
+        """
+        for attempt in range(BUSY_RETRIES):
+            now = self.now()
+            try:
+                return self.run_txn(fn, claim, *args, now, now + lease)
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc) or attempt == BUSY_RETRIES - 1:
+                    raise
+            await self.runtime.sleep(BUSY_BACKOFF * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    async def claim(self, task: DueTask, owner: str, lease: float) -> Claim | None:
+        return await self.fenced(txn.claim_txn, task, owner, lease=lease)
 
     def load_run(self, claim: Claim) -> LoadedRun | None:
         return self.read(txn.load_run_txn, claim)
 
-    async def renew_lease(self, claim: Claim, now: float, lease_until: float) -> bool:
+    async def renew_lease(self, claim: Claim, lease: float) -> bool:
         try:
-            await self.write(txn.fence_txn, claim, now, lease_until)
+            await self.fenced(txn.fence_txn, claim, lease=lease)
         except txn.LeaseLost:
             return False
         return True
 
-    async def commit_step(
-        self, claim: Claim, step: StepWrite, now: float, lease_until: float, suspend: Suspension | None
-    ) -> bool:
-        return await self.write(txn.commit_step_txn, claim, step, now, lease_until, suspend)
+    async def commit_step(self, claim: Claim, step: StepWrite, suspend: Suspension | None, lease: float) -> bool:
+        return await self.fenced(txn.commit_step_txn, claim, step, suspend, lease=lease)
 
     async def wait_event(
-        self, claim: Claim, step: StepWrite, match: dict[str, Any] | None, deadline: float, now: float,
-        lease_until: float,
+        self, claim: Claim, step: StepWrite, match: dict[str, Any] | None, deadline: float, lease: float
     ) -> WaitOutcome:
-        return await self.write(txn.wait_event_txn, claim, step, match, deadline, now, lease_until)
+        return await self.fenced(txn.wait_event_txn, claim, step, match, deadline, lease=lease)
 
-    async def suspend(self, claim: Claim, suspension: Suspension, now: float) -> bool:
-        return await self.write(txn.suspend_txn, claim, suspension, now)
+    async def suspend(self, claim: Claim, suspension: Suspension) -> bool:
+        return await self.fenced(txn.suspend_txn, claim, suspension, lease=0.0)
 
     async def finish(
-        self, claim: Claim, status: str, output: str | None, error: tuple[str, str] | None, now: float
+        self, claim: Claim, status: str, output: str | None, error: tuple[str, str] | None
     ) -> None:
-        await self.write(txn.finish_txn, claim, status, output, error, now)
+        await self.fenced(txn.finish_txn, claim, status, output, error, lease=0.0)

@@ -373,8 +373,8 @@ def _pause_requested(conn: sqlite3.Connection, claim: Claim, now: float) -> bool
 
 
 def commit_step_txn(
-    conn: sqlite3.Connection, claim: Claim, step: StepWrite, now: float, lease_until: float,
-    suspend: Suspension | None,
+    conn: sqlite3.Connection, claim: Claim, step: StepWrite, suspend: Suspension | None, now: float,
+    lease_until: float,
 ) -> bool:
     """The hot path: fence + renew, the step row, the instance version, and an optional hand-back.
 
@@ -437,18 +437,20 @@ def _with(step: StepWrite, **changes: Any) -> StepWrite:
     return attrs.evolve(step, **changes)
 
 
-def suspend_txn(conn: sqlite3.Connection, claim: Claim, suspension: Suspension, now: float) -> bool:
+def suspend_txn(
+    conn: sqlite3.Connection, claim: Claim, suspension: Suspension, now: float, lease_until: float
+) -> bool:
     """Hand the task back without writing a step (a replay that found nothing new to do)."""
-    fence_txn(conn, claim, now, now)
+    fence_txn(conn, claim, now, lease_until)
     return _hand_back(conn, claim, suspension, now)
 
 
 def finish_txn(
     conn: sqlite3.Connection, claim: Claim, status: str, output: str | None, error: tuple[str, str] | None,
-    now: float,
+    now: float, lease_until: float,
 ) -> None:
     """Make the instance terminal and drop its task; fenced, so a terminated instance stays terminated."""
-    fence_txn(conn, claim, now, now)
+    fence_txn(conn, claim, now, lease_until)
     conn.execute("DELETE FROM workflow_task WHERE id = ?", (claim.task_id,))
     conn.execute(
         "UPDATE workflow_instance SET status = ?, output = ?, error_name = ?, error_message = ?, "

@@ -9,6 +9,7 @@ hand the task back or walk away.
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -68,11 +69,16 @@ class StepTimeoutError(Exception):
     """An attempt outlived its timeout; retryable like any other failure."""
 
 
-_CONTEXT_ARITY: dict[Any, bool] = {}
+# Weak keys: workflows pass fresh closures on every run, and a strong cache would keep each one (and all it
+# captures) alive for the life of the worker.
+_CONTEXT_ARITY: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
 
 def _takes_context(fn: Callable[..., Any]) -> bool:
-    cached = _CONTEXT_ARITY.get(fn)
+    try:
+        cached = _CONTEXT_ARITY.get(fn)
+    except TypeError:  # not weak-referenceable or unhashable: simply not cached
+        cached = None
     if cached is None:
         try:
             params = [
@@ -84,7 +90,7 @@ def _takes_context(fn: Callable[..., Any]) -> bool:
             cached = False
         try:
             _CONTEXT_ARITY[fn] = cached
-        except TypeError:  # pragma: no cover - unhashable callables are simply not cached
+        except TypeError:  # not weak-referenceable or unhashable: simply not cached
             pass
     return cached
 
@@ -162,6 +168,7 @@ class WorkflowStep:
             context = StepContext(workflow=x.claim.workflow, instance_id=x.claim.instance_id,
                                   run_number=x.claim.run_number, step_key=key, name=name, attempt=attempt)
             error: BaseException | None = None
+            bad_result = False
             result_text = ""
             await x.checkpoint("step:call")
             x.trace("step_call", key=key, attempt=attempt)
@@ -169,21 +176,23 @@ class WorkflowStep:
                 value = fn(context) if _takes_context(fn) else fn()
                 if inspect.isawaitable(value):
                     value = await x.guard(value, limit, key, attempt)
-                result_text = encode(value, what=f"result of step {key!r}")
             except (Suspended, Abandoned):
                 raise
-            except EngineError as exc:  # not JSON / too large: a non-retryable step error
-                error = exc
-                attempts = policy.max_attempts - 1
             except Exception as exc:
                 error = exc
+            else:
+                try:
+                    result_text = encode(value, what=f"result of step {key!r}")
+                except EngineError as exc:  # not JSON / too large: retrying would return the same value
+                    error = exc
+                    bad_result = True
             await x.checkpoint("step:commit")
             write = StepWrite(key=key, name=name, type="do", position=position, status="completed",
                               attempts=attempt, max_attempts=policy.max_attempts, result=result_text)
             if error is None:
                 await x.commit(write, None)
                 return decode(result_text)
-            final = is_non_retryable(error) or attempt >= policy.max_attempts
+            final = bad_result or is_non_retryable(error) or attempt >= policy.max_attempts
             err_name, err_msg = type(error).__name__, str(error)
             if final:
                 await x.commit(attrs.evolve(write, status="errored", result=None, error_name=err_name,

@@ -1,0 +1,205 @@
+"""Trace invariants, checked as each engine action is reported (DESIGN §6 properties 1, 2, 3, 5, 6, 7).
+
+The simulator calls `on_record` synchronously from the engine's tracer, right after the transaction the
+record describes, so the database seen here is exactly the state that action produced. `on_move` runs after
+every simulated action for the state invariants.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+import attrs
+
+from properties.state import TerminalWatch, check_state, instances
+from properties.violation import Violation
+
+PRIORITY_SQL = (
+    "SELECT id FROM workflow_task WHERE (status = 'pending' AND run_at <= ?) OR "
+    "(status = 'processing' AND locked_until < ?) ORDER BY priority, run_at, id LIMIT ?"
+)
+
+
+@attrs.define
+class Lease:
+    owner: str
+    version: int
+    until: float
+
+
+class Checker:
+    """Incremental checker over one simulated database; collects violations instead of raising."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.violations: list[Violation] = []
+        self.checks = 0
+        self.leases: dict[int, Lease] = {}
+        self.completed_commits: dict[tuple[str, int, str], int] = {}
+        self.consumed: dict[int, str] = {}
+        self.calls: dict[tuple[str, int, str], int] = {}
+        self.disrupted = False
+        self.statuses: dict[tuple[str, str], str] = {}
+        self.watch = TerminalWatch()
+
+    def _fail(self, prop: str, message: str, **evidence: Any) -> None:
+        self.violations.append(Violation(prop, message, evidence))
+
+    def _step_row(self, instance: str, run: int, key: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT * FROM workflow_step WHERE instance_id = ? AND run_number = ? AND step_key = ?",
+            (instance, run, key),
+        ).fetchone()
+        return dict(row) if row is not None else None
+
+    # -- trace records -------------------------------------------------------------------------------
+
+    def on_record(self, t: float, runner: str, action: str, detail: dict[str, Any]) -> None:
+        """Check one engine action the moment it happened."""
+        self.checks += 1
+        handler = getattr(self, f"_on_{action}", None)
+        if handler is not None:
+            handler(t, runner, detail)
+        if action in ("lease_lost", "abandon", "store_error"):
+            self.disrupted = True
+
+    def _on_find(self, t: float, runner: str, d: dict[str, Any]) -> None:
+        # Property 2: what a runner found must be the true top of the due queue, in priority order.
+        found = [row[0] for row in d["due"]]
+        expected = [r[0] for r in self.conn.execute(PRIORITY_SQL, (d["now"], d["now"], max(len(found), 1)))]
+        if found != expected[: len(found)] or (not found and expected):
+            self._fail("P2 priority ordering", f"runner {runner} found {found}, due order is {expected}",
+                       found=d["due"], now=d["now"])
+
+    def _on_claim(self, t: float, runner: str, d: dict[str, Any]) -> None:
+        task, version = d["task"], d["version"]
+        held = self.leases.get(task)
+        if held is not None and held.until >= t:
+            self._fail("P3 lease exclusivity", f"runner {runner} claimed task {task} v{version} while "
+                       f"{held.owner} held v{held.version} until {held.until}", t=t)
+        if held is not None and held.version >= version:
+            self._fail("P3 lease exclusivity", f"task {task} claimed twice at version {version}",
+                       holders=[held.owner, runner])
+        if d.get("took_over"):
+            self.disrupted = True
+        self.leases[task] = Lease(runner, version, d["lease_until"])
+
+    def _holder_ok(self, t: float, runner: str, d: dict[str, Any], what: str) -> bool:
+        held = self.leases.get(d["task"])
+        if held is None or held.owner != runner or held.version != d["version"] or held.until < t:
+            self._fail("P3 fencing", f"runner {runner} {what} task {d['task']} v{d['version']} without a "
+                       f"valid lease", lease=attrs.asdict(held) if held else None, t=t, instance=d.get("instance"))
+            return False
+        return True
+
+    def _on_renew(self, t: float, runner: str, d: dict[str, Any]) -> None:
+        if self._holder_ok(t, runner, d, "renewed"):
+            self.leases[d["task"]].until = d["lease_until"]
+
+    def _on_commit(self, t: float, runner: str, d: dict[str, Any]) -> None:
+        instance, run, key = d["instance"], d["run"], d["key"]
+        ok = self._holder_ok(t, runner, d, "committed to")
+        if ok and d.get("suspend") is None and not d.get("paused"):
+            self.leases[d["task"]].until = d["lease_until"]
+        elif ok:
+            self.leases.pop(d["task"], None)
+        inst = self.conn.execute(
+            "SELECT status, run_number FROM workflow_instance WHERE instance_id = ?", (instance,)
+        ).fetchone()
+        if inst is None or inst["run_number"] != run:
+            self._fail("P3 fencing", f"commit of {key} into run {run} of {instance}, current run is "
+                       f"{inst['run_number'] if inst else None}")
+        if self.statuses.get(("", instance)) == "paused":
+            self._fail("P6 paused never advanced", f"{instance} committed {key} while paused")
+        if self.statuses.get(("", instance)) in ("complete", "errored", "terminated") and inst is not None \
+                and inst["run_number"] == run:
+            self._fail("P4 terminal is final", f"{instance} committed {key} after it ended")
+        row = self._step_row(instance, run, key)
+        if d["status"] == "completed":
+            ident = (instance, run, key)
+            self.completed_commits[ident] = self.completed_commits.get(ident, 0) + 1
+            if self.completed_commits[ident] > 1:
+                self._fail("P1 no double execution", f"step {key} of {instance} committed twice")
+            if row is not None and row["type"] in ("sleep", "sleep_until") and t < (row["wake_at"] or 0):
+                self._fail("P6 timers", f"sleep {key} of {instance} completed at {t} before its wake time "
+                           f"{row['wake_at']}")
+        event = d.get("event")
+        if event is not None:
+            self._check_event(instance, run, key, event, row)
+
+    def _check_event(self, instance: str, run: int, key: str, event: int, row: dict[str, Any] | None) -> None:
+        if event in self.consumed:
+            self._fail("P5 events", f"event {event} consumed twice: by {self.consumed[event]} and {key}")
+        self.consumed[event] = key
+        ev = self.conn.execute("SELECT * FROM workflow_event WHERE id = ?", (event,)).fetchone()
+        if row is None or ev is None:
+            return
+        if ev["created_at"] > row["wake_at"]:
+            self._fail("P5 events", f"{key} of {instance} accepted event {event} created at {ev['created_at']} "
+                       f"after its deadline {row['wake_at']}")
+        if row["wait_match"] is None:
+            earlier = self.conn.execute(
+                "SELECT id FROM workflow_event WHERE instance_id = ? AND type = ? AND id < ? AND "
+                "consumed_run IS NULL AND created_at <= ?",
+                (instance, ev["type"], event, row["wake_at"]),
+            ).fetchall()
+            if earlier:
+                self._fail("P5 events", f"{key} of {instance} consumed event {event} before earlier same-type "
+                           f"events {[e[0] for e in earlier]}")
+
+    def _on_step_call(self, t: float, runner: str, d: dict[str, Any]) -> None:
+        instance, run, key, attempt = d["instance"], d["run"], d["key"], d["attempt"]
+        ident = (instance, run, key)
+        self.calls[ident] = self.calls.get(ident, 0) + 1
+        row = self._step_row(instance, run, key)
+        if row is not None and row["status"] in ("completed", "errored"):
+            self._fail("P1 no double execution", f"callback of {key} ({instance}) ran again after it was "
+                       f"{row['status']}", attempt=attempt)
+        persisted = row["attempts"] if row is not None else 0
+        if attempt != persisted + 1:
+            self._fail("P7 retries", f"{key} of {instance} ran attempt {attempt} but {persisted} attempts are "
+                       f"recorded", row=row)
+        if row is not None and row["next_retry_at"] is not None and t < row["next_retry_at"]:
+            self._fail("P7 retries", f"{key} of {instance} retried at {t} before {row['next_retry_at']}")
+
+    def _on_suspend(self, t: float, runner: str, d: dict[str, Any]) -> None:
+        if self._holder_ok(t, runner, d, "handed back"):
+            self.leases.pop(d["task"], None)
+
+    def _on_finish(self, t: float, runner: str, d: dict[str, Any]) -> None:
+        if self._holder_ok(t, runner, d, "finished"):
+            self.leases.pop(d["task"], None)
+
+    # -- after every move ----------------------------------------------------------------------------
+
+    def on_move(self) -> None:
+        """State invariants after a simulated action; also snapshots statuses for the next trace checks."""
+        self.checks += 1
+        self.violations.extend(check_state(self.conn, self.watch))
+        self.statuses = {("", k[1]): v["status"] for k, v in instances(self.conn).items()}
+
+    def at_end(self) -> None:
+        """Property 1's exactness: with no crash or lease loss, each completed callback ran once per attempt."""
+        self.checks += 1
+        if self.disrupted:
+            return
+        for r in self.conn.execute(
+            "SELECT instance_id, run_number, step_key, attempts FROM workflow_step WHERE type = 'do' "
+            "AND status IN ('completed', 'errored')"
+        ):
+            calls = self.calls.get((r[0], r[1], r[2]), 0)
+            if calls != r[3] and not _engine_error(self.conn, r):
+                self._fail("P1 no double execution", f"{r[2]} of {r[0]} recorded {r[3]} attempts but its "
+                           f"callback ran {calls} times")
+
+
+def _engine_error(conn: sqlite3.Connection, row: Any) -> bool:
+    del conn, row
+    return False
+
+
+def dump_json(value: Any) -> str:
+    """Stable JSON for evidence in reports."""
+    return json.dumps(value, sort_keys=True, default=str)

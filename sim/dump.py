@@ -1,0 +1,28 @@
+"""Canonical database dumps: for failure artifacts and for state fingerprints (explorer)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+
+import sqlite_utils
+
+TABLES = ("workflow_instance", "workflow_step", "workflow_event", "workflow_task")
+
+
+def dump_database(conn: sqlite3.Connection) -> str:
+    """Every engine table as sorted JSON lines: a stable, diffable picture of the store."""
+    db = sqlite_utils.Database(conn)
+    lines = []
+    for name in TABLES:
+        table = db.table(name)
+        pks = table.pks
+        for row in sorted(table.rows, key=lambda r: tuple(str(r[k]) for k in pks)):
+            lines.append(json.dumps({"table": name, **row}, sort_keys=True, default=str))
+    return "\n".join(lines) + "\n"
+
+
+def fingerprint(conn: sqlite3.Connection, extra: str = "") -> str:
+    """blake2b-128 of the canonical dump plus `extra` (e.g. the clock)."""
+    return hashlib.blake2b((dump_database(conn) + extra).encode(), digest_size=16).hexdigest()

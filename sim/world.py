@@ -1,0 +1,340 @@
+"""The simulated world: N real `Engine` runners over one SQLite database, a client, faults and checkers.
+
+Every decision comes from one ChoiceSource, so a seed replays the whole run: which runner moves, which
+client operation or fault happens next, how far the clock jumps. Properties are checked after every move.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import sqlite3
+from collections.abc import Coroutine
+from typing import Any
+
+import attrs
+
+from engine import Engine, EngineError, SqliteStore
+from engine._schema import migrate
+from engine._sqlite_store import connect
+from properties import Checker, Violation, check_liveness
+from sim.choices import ChoiceSource, SeededChoices
+from sim.clock import VirtualClock
+from sim.dump import dump_database
+from sim.faults import FaultConfig
+from sim.runtime import SimRuntime
+from sim.scheduler import Scheduler, SimulationError
+from sim.trace import Trace
+from sim.workload import Op, Profile, build_workload, library
+
+CURRENT_WORLD: contextvars.ContextVar[World | None] = contextvars.ContextVar("stepsim_world", default=None)
+
+
+class Crashed(BaseException):
+    """Raised by a dead runner's store: a crashed process writes nothing more."""
+
+
+class SimStore(SqliteStore):
+    """A runner's store over the shared connection, with the fault hooks of the simulator."""
+
+    def __init__(self, world: World, runtime: SimRuntime, owner: str) -> None:
+        super().__init__(":memory:", runtime=runtime, connection=world.conn, clock=world.clock.now,
+                         migrate_schema=False)
+        self.world = world
+        self.owner = owner
+        self.alive = True
+
+    def run_txn(self, fn: Any, *args: Any) -> Any:
+        if not self.alive:
+            raise Crashed(self.owner)
+        world = self.world
+        faults = world.faults
+        if world.choices.flip("fault", faults.busy):
+            world.fault("busy", self.owner)
+            raise sqlite3.OperationalError("database is locked")
+        if world.choices.flip("fault", faults.io_error):
+            world.fault("io_error", self.owner)
+            raise sqlite3.OperationalError("disk I/O error")
+        result = super().run_txn(fn, *args)
+        if world.choices.flip("fault", faults.commit_unknown):
+            world.fault("commit_unknown", self.owner)
+            raise sqlite3.OperationalError("disk I/O error (commit outcome unknown)")
+        return result
+
+    def read(self, fn: Any, *args: Any) -> Any:
+        if not self.alive:
+            raise Crashed(self.owner)
+        return super().read(fn, *args)
+
+
+class _ClientRuntime:
+    """The client's runtime: the global clock; it never waits (its store injects no faults)."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        import random
+
+        self.random = random.Random(0)
+        self._clock = clock
+        self._ids = 0
+
+    def now(self) -> float:
+        return self._clock.now()
+
+    def new_id(self) -> str:
+        self._ids += 1
+        return f"client-{self._ids:06d}"
+
+    async def sleep(self, seconds: float) -> None:  # pragma: no cover - the client never waits
+        raise SimulationError("the simulated client must not wait")
+
+
+def run_now(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine that never suspends (client operations) to completion, synchronously."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise SimulationError("a client operation tried to wait")
+
+
+@attrs.define
+class RunResult:
+    """What one seed did: violations (empty = pass), the trace, counters and a database dump."""
+
+    seed: int
+    profile: str
+    violations: list[Violation]
+    trace: Trace
+    stats: dict[str, Any]
+    dump: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def repro(self) -> str:
+        """The one line that reproduces this run."""
+        return f"stepsim replay --seed {self.seed} --profile {self.profile}"
+
+
+class World:
+    """One simulated run; build it, call `run()`, read the RunResult."""
+
+    def __init__(self, seed: int, profile: Profile, *, choices: ChoiceSource | None = None) -> None:
+        self.seed = seed
+        self.profile = profile
+        self.choices = choices if choices is not None else SeededChoices(seed)
+        self.clock = VirtualClock()
+        self.scheduler = Scheduler(self.choices, self.clock)
+        self.conn = connect(":memory:")
+        migrate(self.conn)
+        self.faults = FaultConfig.swarm(self.choices) if profile.swarm else profile.faults
+        self.trace = Trace()
+        self.checker = Checker(self.conn)
+        self.fault_counts: dict[str, int] = {}
+        self.workflows = library()
+        client_runtime = _ClientRuntime(self.clock)
+        self.client = Engine(store=SqliteStore(":memory:", runtime=client_runtime, connection=self.conn,
+                                               clock=self.clock.now, migrate_schema=False),
+                             workflows=self.workflows, runtime=client_runtime, runner_id="client")
+        self.ops: list[Op] = build_workload(self.choices, profile)
+        self.instances: list[tuple[str, str]] = []
+        self.stores: dict[str, SimStore] = {}
+        self.incarnation: dict[str, int] = {}
+        self.crashes = 0
+        for i in range(profile.runners):
+            self._start_runner(f"r{i + 1}")
+
+    # -- runners ---------------------------------------------------------------------------------
+
+    def _start_runner(self, name: str) -> None:
+        n = self.incarnation.get(name, 0) + 1
+        self.incarnation[name] = n
+        owner = name if n == 1 else f"{name}.{n}"
+        runtime = SimRuntime(self.scheduler, name, seed=self.seed)
+        store = SimStore(self, runtime, owner)
+        self.stores[name] = store
+        engine = Engine(store=store, workflows=self.workflows, runtime=runtime, runner_id=owner,
+                        lease=self.profile.lease, tracer=lambda a, d, o=owner: self._on_engine(o, a, d))
+        token = CURRENT_WORLD.set(self)
+        try:
+            self.scheduler.spawn(name, engine.run_worker(poll_interval=self.profile.poll,
+                                                         max_tasks=self.profile.max_tasks))
+        finally:
+            CURRENT_WORLD.reset(token)
+        self.record("runner", "start", owner=owner)
+
+    def alive_runners(self) -> list[str]:
+        return [name for name in sorted(self.stores) if self.stores[name].alive]
+
+    def crash(self, name: str) -> None:
+        """Crash a runner at its current yield point; it writes nothing more."""
+        store = self.stores[name]
+
+        def kill() -> None:
+            store.alive = False
+
+        self.scheduler.crash(name, on_crash=kill)
+        self.crashes += 1
+        self.fault("crash", name)
+
+    # -- recording -------------------------------------------------------------------------------
+
+    def record(self, runner: str, action: str, **detail: Any) -> None:
+        self.trace.add(self.clock.now(), runner, action, detail)
+
+    def fault(self, kind: str, runner: str, **detail: Any) -> None:
+        self.fault_counts[kind] = self.fault_counts.get(kind, 0) + 1
+        self.record(runner, f"fault:{kind}", **detail)
+
+    def _on_engine(self, owner: str, action: str, detail: dict[str, Any]) -> None:
+        t = self.clock.now()
+        self.trace.add(t, owner, action, detail)
+        self.checker.on_record(t, owner, action, detail)
+
+    # -- step callbacks --------------------------------------------------------------------------
+
+    async def in_callback(self, key: str, timeout: float) -> None:
+        """Called from inside simulated step callbacks: a yield point, and the callback faults."""
+        await self.scheduler.park("callback")
+        if self.choices.flip("fault", self.faults.step_raise):
+            self.fault("step_raise", self.scheduler.current_process() or "?", key=key)
+            raise RuntimeError(f"injected failure in {key}")
+        if self.choices.flip("fault", self.faults.step_hang):
+            self.fault("step_hang", self.scheduler.current_process() or "?", key=key)
+            await self.scheduler.park("hang", due=self.clock.now() + timeout * 10)
+
+    # -- the driver ------------------------------------------------------------------------------
+
+    def _client(self, op: Op) -> None:
+        self.record("client", op.kind, **op.detail())
+        try:
+            run_now(op.apply(self.client))
+        except EngineError as exc:
+            self.record("client", "rejected", code=exc.code, op=op.kind)
+        if op.kind == "create":
+            self.instances.append((op.workflow, op.instance_id))
+        if op.kind == "event" and self.choices.flip("fault", self.faults.duplicate_event):
+            self.fault("duplicate_event", "client", instance=op.instance_id)
+            try:
+                run_now(op.apply(self.client))
+            except EngineError as exc:
+                self.record("client", "rejected", code=exc.code, op=op.kind)
+
+    def _lifecycle(self) -> None:
+        if not self.instances:
+            return
+        workflow, iid = self.instances[self.choices.choose("fault", len(self.instances))]
+        kind = ("pause", "resume", "terminate", "restart")[self.choices.choose("fault", 4)]
+        self.fault("lifecycle", "client", op=kind, instance=iid)
+        try:
+            run_now(getattr(self.client, kind)(workflow, iid))
+        except EngineError as exc:
+            self.record("client", "rejected", code=exc.code, op=kind)
+
+    def _action(self) -> bool:
+        """One driver action; False when nothing can move any more."""
+        c, f = self.choices, self.faults
+        alive = self.alive_runners()
+        down = [n for n in sorted(self.stores) if not self.stores[n].alive]
+        if self.ops and (c.flip("input", self.profile.client_rate) or not alive):
+            op = self.ops.pop(0)
+            if op.late and c.flip("fault", f.late_event):
+                self.fault("late_event", "client", instance=op.instance_id)
+                self.clock.advance(self.profile.late_by)
+            self._client(op)
+        elif alive and self.crashes < f.max_crashes and c.flip("fault", f.crash):
+            self.crash(alive[c.choose("fault", len(alive))])
+        elif down and c.flip("fault", f.restart_runner):
+            self._start_runner(down[c.choose("fault", len(down))])
+        elif c.flip("fault", f.clock_jump):
+            jump = self.profile.lease * (1 + c.choose("time", 3))
+            self.fault("clock_jump", "world", seconds=jump)
+            self.clock.advance(jump)
+        elif alive and c.flip("fault", f.skew):
+            name = alive[c.choose("fault", len(alive))]
+            offset = (-120.0, -10.0, 10.0, 120.0)[c.choose("fault", 4)]
+            self.fault("skew", name, offset=offset)
+            self.scheduler_runtime(name).offset = offset
+        elif c.flip("fault", f.lifecycle):
+            self._lifecycle()
+        else:
+            moved = self.scheduler.step()
+            if moved is None:
+                return bool(self.ops or down)
+            self.record(moved.process, "move", label=moved.label)
+        return True
+
+    def scheduler_runtime(self, name: str) -> SimRuntime:
+        runtime = self.stores[name].runtime
+        assert isinstance(runtime, SimRuntime)
+        return runtime
+
+    def run(self) -> RunResult:
+        """Fault phase, then the liveness phase; stops at the first violation."""
+        token = CURRENT_WORLD.set(self)
+        try:
+            with self.scheduler:
+                for _ in range(self.profile.max_actions):
+                    if not self._action():
+                        break
+                    self.checker.on_move()
+                    if self.checker.violations:
+                        break
+                if not self.checker.violations:
+                    self._liveness()
+                if not self.checker.violations:
+                    self.checker.at_end()
+                failures = self.scheduler.failures()
+                if failures and not self.checker.violations:
+                    name, exc = sorted(failures.items())[0]
+                    self.checker.violations.append(Violation(
+                        "runner crashed", f"runner {name} died with {type(exc).__name__}: {exc}"))
+        finally:
+            CURRENT_WORLD.reset(token)
+        result = RunResult(
+            seed=self.seed, profile=self.profile.name, violations=list(self.checker.violations),
+            trace=self.trace, dump=dump_database(self.conn),
+            stats={"faults": dict(sorted(self.fault_counts.items())), "checks": self.checker.checks,
+                   "virtual_seconds": self.clock.elapsed(), "trace_records": len(self.trace),
+                   "enabled_faults": self.faults.enabled()},
+        )
+        self.conn.close()
+        return result
+
+    def _liveness(self) -> None:
+        """Faults off, every runner alive, skew gone, outstanding events delivered; then all must end."""
+        self.faults = FaultConfig.none()
+        self.record("world", "liveness")
+        for name in sorted(self.stores):
+            if not self.stores[name].alive:
+                self._start_runner(name)
+            else:
+                self.scheduler_runtime(name).offset = 0.0
+        while self.ops:
+            self._client(self.ops.pop(0))
+            self.checker.on_move()
+        deadline = self.clock.now() + self.profile.liveness_bound
+        for _ in range(self.profile.liveness_steps):
+            if self.checker.violations or self._settled() or self.clock.now() > deadline:
+                break
+            moved = self.scheduler.step()
+            if moved is None:
+                break
+            self.checker.on_move()
+        if not self.checker.violations:
+            self.checker.violations.extend(check_liveness(self.conn, self.profile.liveness_bound))
+
+    def _settled(self) -> bool:
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM workflow_instance WHERE status NOT IN ('complete','errored','terminated','paused')"
+        ).fetchone()
+        return bool(row[0] == 0)
+
+
+def run_seed(seed: int, profile: Profile | str = "default") -> RunResult:
+    """Run one seed of a profile (by name or object) and return its result."""
+    from sim.workload import get_profile
+
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    return World(seed, prof).run()
