@@ -67,6 +67,13 @@ class Execution:
             self.trace("store_error", key=key, reason=f"{type(exc).__name__}: {exc}")
         return self._stop(Abandoned(str(exc)))
 
+    def check_lease(self, key: str) -> None:
+        """Before a callback runs: a runner whose lease lapsed must not start a side effect that another
+        runner may already have completed (property 1). A read, so the hot path keeps one write per step."""
+        if not self.store.holds_lease(self.claim):
+            self.trace("lease_lost", key=key, reason="lease lapsed before the callback")
+            raise self._stop(Abandoned("lease lapsed before the step callback"))
+
     async def commit(self, write: StepWrite, suspension: Suspension | None) -> None:
         """Commit one step row (plus an optional hand-back) in one fenced transaction.
 

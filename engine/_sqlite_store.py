@@ -165,6 +165,9 @@ class SqliteStore:
     def load_run(self, claim: Claim) -> LoadedRun | None:
         return self.read(txn.load_run_txn, claim)
 
+    def holds_lease(self, claim: Claim) -> bool:
+        return txn.holds_lease_txn(self.conn, claim, self.now())
+
     async def renew_lease(self, claim: Claim, lease: float) -> bool:
         try:
             await self.fenced(txn.fence_txn, claim, lease=lease)

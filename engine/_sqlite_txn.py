@@ -312,6 +312,16 @@ def fence_txn(conn: sqlite3.Connection, claim: Claim, now: float, lease_until: f
         raise LeaseLost(f"runner {claim.owner} lost task {claim.task_id} of {claim.instance_id!r}")
 
 
+def holds_lease_txn(conn: sqlite3.Connection, claim: Claim, now: float) -> bool:
+    """Read-only lease check: does this claim still hold a live lease?"""
+    row = conn.execute(
+        "SELECT 1 FROM workflow_task WHERE id = ? AND lock_owner = ? AND version = ? AND status = 'processing' "
+        "AND locked_until >= ?",
+        (claim.task_id, claim.owner, claim.version, now),
+    ).fetchone()
+    return row is not None
+
+
 def _write_step(conn: sqlite3.Connection, claim: Claim, step: StepWrite, now: float) -> None:
     cur = conn.execute(
         "INSERT INTO workflow_step (workflow_name, instance_id, run_number, step_key, position, name, type, "

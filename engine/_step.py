@@ -171,6 +171,7 @@ class WorkflowStep:
             bad_result = False
             result_text = ""
             await x.checkpoint("step:call")
+            x.check_lease(key)
             x.trace("step_call", key=key, attempt=attempt)
             try:
                 value = fn(context) if _takes_context(fn) else fn()

@@ -86,6 +86,19 @@ class Checker:
             self.disrupted = True
         self.leases[task] = Lease(runner, version, d["lease_until"])
 
+    def resync_leases(self) -> None:
+        """Adopt the task table's leases after a commit whose outcome the runner never learned.
+
+        With "commit outcome unknown" the transaction did commit but the runner traced nothing, so the
+        trace-built lease model would miss a hand-back; the database is the truth at that instant.
+        """
+        self.leases = {
+            r["id"]: Lease(r["lock_owner"], r["version"], r["locked_until"])
+            for r in self.conn.execute(
+                "SELECT id, lock_owner, version, locked_until FROM workflow_task WHERE status = 'processing'"
+            )
+        }
+
     def _holder_ok(self, t: float, runner: str, d: dict[str, Any], what: str) -> bool:
         held = self.leases.get(d["task"])
         if held is None or held.owner != runner or held.version != d["version"] or held.until < t:

@@ -74,5 +74,81 @@ def demo(database: str | None, poll: float) -> None:
         raise SystemExit(1)
 
 
+@main.command()
+@click.option("--seeds", default=200, show_default=True, help="how many seeds to run")
+@click.option("--start", default=0, show_default=True, help="first seed")
+@click.option("--profile", default="default", show_default=True, help="default, swarm, calm or s1")
+@click.option("--runners", type=int, default=None, help="simulated runners (overrides the profile)")
+@click.option("--swarm", is_flag=True, help="random subset of fault kinds and rates per seed")
+@click.option("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+@click.option("--self-check", "self_check_n", default=0, help="rerun this many seeds to verify determinism")
+@click.option("--reports", default="reports", show_default=True, help="where failure artifacts go")
+def fuzz(seeds: int, start: int, profile: str, runners: int | None, swarm: bool, jobs: int | None,
+         self_check_n: int, reports: str) -> None:
+    """Run a fuzzing campaign of simulated seeds against the real engine."""
+    from pathlib import Path
+
+    from rich.progress import Progress
+
+    from sim.campaign import campaign, default_jobs, repro_line, resolve_profile, self_check
+
+    prof = resolve_profile(profile, runners=runners, swarm=swarm)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"fuzz {prof.name}", total=seeds)
+        summary = campaign(range(start, start + seeds), prof, jobs=jobs or default_jobs(),
+                           reports=Path(reports), progress=lambda _: bar.advance(task))
+    console.print(f"seeds run: {summary.seeds}   failures: {len(summary.failures)}   "
+                  f"properties checked: {summary.checks}")
+    console.print("faults fired: " + (", ".join(f"{k}={v}" for k, v in sorted(summary.faults.items())) or "none"))
+    for failure in summary.failures[:10]:
+        console.print(f"[red]FAIL seed {failure.seed}[/red]\n{failure.violation}")
+        console.print(f"  reproduce: {repro_line(failure.seed, prof)}")
+        console.print(f"  artifacts: {reports}/failures/{prof.name}-seed-{failure.seed}/")
+    if self_check_n:
+        bad = self_check(range(start, start + self_check_n), prof)
+        console.print(f"determinism self-check on {self_check_n} seeds: " + ("ok" if not bad else f"DIFFERS {bad}"))
+        if bad:
+            raise SystemExit(2)
+    if summary.failures:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.option("--seed", type=int, required=True)
+@click.option("--profile", default="default", show_default=True)
+@click.option("--runners", type=int, default=None)
+@click.option("--swarm", is_flag=True)
+@click.option("--view", type=click.Choice(["trace", "runners", "none"]), default="trace", show_default=True)
+@click.option("--moves/--no-moves", default=False, help="include scheduler moves in the printed trace")
+def replay(seed: int, profile: str, runners: int | None, swarm: bool, view: str, moves: bool) -> None:
+    """Re-run one seed; print its trace and exit non-zero if a property fails again."""
+    from sim.campaign import repro_line, resolve_profile, run_one
+
+    prof = resolve_profile(profile, runners=runners, swarm=swarm)
+    outcome, result = run_one(seed, prof)
+    records = [r for r in result.trace if moves or r.action != "move"]
+    if view == "trace":
+        for r in records:
+            click.echo(f"{r.t - records[0].t if records else 0:>12.3f}  {r.runner:<8} {r.action:<14} "
+                       f"{_fmt(r.detail)}")
+    elif view == "runners":
+        lanes = sorted({r.runner for r in records})
+        click.echo(" " * 12 + "".join(f"{lane:<34}" for lane in lanes))
+        for r in records:
+            cells = [(f"{r.action} {_fmt(r.detail)}"[:32] if lane == r.runner else "") for lane in lanes]
+            click.echo(f"{r.t - records[0].t:>10.3f}  " + "".join(f"{c:<34}" for c in cells))
+    console.print(f"trace digest {outcome.digest}  ({len(result.trace)} records)")
+    if result.violations:
+        for v in result.violations:
+            console.print(f"[red]{v.render()}[/red]")
+        console.print(f"reproduce: {repro_line(seed, prof)}")
+        raise SystemExit(1)
+    console.print("[green]all properties hold[/green]")
+
+
+def _fmt(detail: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(detail.items()))
+
+
 if __name__ == "__main__":  # pragma: no cover - `python -m sim.cli`
     main()

@@ -57,6 +57,7 @@ class SimStore(SqliteStore):
         result = super().run_txn(fn, *args)
         if world.choices.flip("fault", faults.commit_unknown):
             world.fault("commit_unknown", self.owner)
+            world.checker.resync_leases()
             raise sqlite3.OperationalError("disk I/O error (commit outcome unknown)")
         return result
 
@@ -129,6 +130,7 @@ class World:
         self.conn = connect(":memory:")
         migrate(self.conn)
         self.faults = FaultConfig.swarm(self.choices) if profile.swarm else profile.faults
+        self.enabled_faults = self.faults.enabled()
         self.trace = Trace()
         self.checker = Checker(self.conn)
         self.fault_counts: dict[str, int] = {}
@@ -176,6 +178,7 @@ class World:
 
         self.scheduler.crash(name, on_crash=kill)
         self.crashes += 1
+        self.checker.disrupted = True  # a crash mid-callback may legitimately rerun it (P1's exactness)
         self.fault("crash", name)
 
     # -- recording -------------------------------------------------------------------------------
@@ -297,7 +300,7 @@ class World:
             trace=self.trace, dump=dump_database(self.conn),
             stats={"faults": dict(sorted(self.fault_counts.items())), "checks": self.checker.checks,
                    "virtual_seconds": self.clock.elapsed(), "trace_records": len(self.trace),
-                   "enabled_faults": self.faults.enabled()},
+                   "enabled_faults": self.enabled_faults},
         )
         self.conn.close()
         return result
