@@ -99,6 +99,7 @@ PROFILES: dict[str, Profile] = {
     "default": Profile(name="default"),
     "swarm": Profile(name="swarm", swarm=True),
     "calm": Profile(name="calm", faults=FaultConfig.none()),
+    "sleepy": Profile(name="sleepy", workload="sleepy", instances=3, faults=FaultConfig.none()),
     "s1": Profile(name="s1", workload="s1", runners=3, instances=2, lease=30.0, max_actions=300,
                   faults=FaultConfig(crash=0.02, max_crashes=1, restart_runner=0.3)),
 }
@@ -163,6 +164,9 @@ def build_workload(choices: ChoiceSource, profile: Profile) -> list[Op]:
     """Per-instance op sequences, merged in a seed-chosen order (each instance's own order kept)."""
     if profile.workload == "s1":
         queues = _s1(choices)
+    elif profile.workload == "sleepy":
+        queues = [[Op(kind="create", workflow="sleepy-workflow", instance_id=f"z{i}",
+                      params={"naps": 4, "nap": "6 hours"})] for i in range(profile.instances)]
     else:
         queues = [_instance_ops(choices, i) for i in range(profile.instances)]
     merged: list[Op] = []

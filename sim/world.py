@@ -279,7 +279,7 @@ class World:
         try:
             with self.scheduler:
                 for _ in range(self.profile.max_actions):
-                    if not self._action():
+                    if (not self.ops and self._settled()) or not self._action():
                         break
                     self.checker.on_move()
                     if self.checker.violations:
