@@ -289,6 +289,8 @@ class Engine:
     async def _worker_loop(self, runner: Runner, interval: float, max_tasks: int) -> None:
         while not self._stopping:
             if await runner.tick(max_tasks):
+                # Yield between productive ticks so sibling runner loops (concurrency > 1) get work too.
+                await self.runtime.sleep(0)
                 continue
             sleeper = asyncio.ensure_future(self.runtime.sleep(interval))
             self._sleepers.add(sleeper)

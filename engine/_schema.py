@@ -52,7 +52,9 @@ CREATE TABLE workflow_step (
     FOREIGN KEY (workflow_name, instance_id)
         REFERENCES workflow_instance (workflow_name, instance_id) ON DELETE CASCADE
 );
-CREATE INDEX workflow_step_waiting ON workflow_step (workflow_name, instance_id, run_number, status);
+-- Partial: only waiting steps are looked up by status, and completed rows then cost no index write.
+CREATE INDEX workflow_step_waiting ON workflow_step (workflow_name, instance_id, run_number)
+    WHERE status = 'waiting';
 
 CREATE TABLE workflow_event (
     id INTEGER PRIMARY KEY,

@@ -302,14 +302,20 @@ def load_run_txn(conn: sqlite3.Connection, claim: Claim) -> LoadedRun | None:
 
 
 def fence_txn(conn: sqlite3.Connection, claim: Claim, now: float, lease_until: float) -> None:
-    """Renew the lease iff this runner still holds it; otherwise raise LeaseLost (property 3)."""
-    cur = conn.execute(
-        "UPDATE workflow_task SET locked_until = ? WHERE id = ? AND lock_owner = ? AND version = ? "
+    """Check this runner still holds the task, or raise LeaseLost (property 3); renew the lease if needed.
+
+    The lease is rewritten only once less than half of it is left: a step commit then touches no task
+    page, which keeps the hot path's transaction small. `lease_until <= now` means "release now".
+    """
+    row = conn.execute(
+        "SELECT locked_until FROM workflow_task WHERE id = ? AND lock_owner = ? AND version = ? "
         "AND status = 'processing' AND locked_until >= ?",
-        (lease_until, claim.task_id, claim.owner, claim.version, now),
-    )
-    if cur.rowcount != 1:
+        (claim.task_id, claim.owner, claim.version, now),
+    ).fetchone()
+    if row is None:
         raise LeaseLost(f"runner {claim.owner} lost task {claim.task_id} of {claim.instance_id!r}")
+    if row[0] - now < (lease_until - now) / 2:
+        conn.execute("UPDATE workflow_task SET locked_until = ? WHERE id = ?", (lease_until, claim.task_id))
 
 
 def holds_lease_txn(conn: sqlite3.Connection, claim: Claim, now: float) -> bool:
@@ -322,7 +328,8 @@ def holds_lease_txn(conn: sqlite3.Connection, claim: Claim, now: float) -> bool:
     return row is not None
 
 
-def _write_step(conn: sqlite3.Connection, claim: Claim, step: StepWrite, now: float) -> None:
+def _write_step(conn: sqlite3.Connection, claim: Claim, step: StepWrite, now: float) -> bool:
+    """Upsert the step row and bump the instance version; returns whether a pause is requested."""
     cur = conn.execute(
         "INSERT INTO workflow_step (workflow_name, instance_id, run_number, step_key, position, name, type, "
         "status, attempts, max_attempts, next_retry_at, wake_at, wait_event_type, wait_match, result, "
@@ -340,16 +347,19 @@ def _write_step(conn: sqlite3.Connection, claim: Claim, step: StepWrite, now: fl
     if cur.rowcount != 1:
         # A finished step is never overwritten: a second completion is a conflict (STYLE: DBOS).
         raise LeaseLost(f"step {step.key!r} of {claim.instance_id!r} is already finished")
-    conn.execute(
+    requested = conn.execute(
         "UPDATE workflow_instance SET version = version + 1, updated_at = ?, current_step = ? "
-        "WHERE workflow_name = ? AND instance_id = ?",
+        "WHERE workflow_name = ? AND instance_id = ? RETURNING pause_requested",
         (now, step.key, claim.workflow, claim.instance_id),
-    )
+    ).fetchone()
+    return bool(requested[0])
 
 
-def _hand_back(conn: sqlite3.Connection, claim: Claim, suspension: Suspension, now: float) -> bool:
+def _hand_back(
+    conn: sqlite3.Connection, claim: Claim, suspension: Suspension, now: float, pause_requested: bool
+) -> bool:
     """Return the task as pending (or pause the instance if asked); True if the instance is now paused."""
-    if _pause_requested(conn, claim, now):
+    if _pause_if(conn, claim, now, pause_requested):
         return True
     run_at = suspension.run_at
     kind = suspension.kind
@@ -371,15 +381,11 @@ def _hand_back(conn: sqlite3.Connection, claim: Claim, suspension: Suspension, n
     return False
 
 
-def _pause_requested(conn: sqlite3.Connection, claim: Claim, now: float) -> bool:
-    row = conn.execute(
-        "SELECT pause_requested FROM workflow_instance WHERE workflow_name = ? AND instance_id = ?",
-        (claim.workflow, claim.instance_id),
-    ).fetchone()
-    if row[0]:
+def _pause_if(conn: sqlite3.Connection, claim: Claim, now: float, requested: bool) -> bool:
+    """Apply a requested pause at this step boundary; True if the instance is now paused."""
+    if requested:
         _apply_pause(conn, claim.workflow, claim.instance_id, now)
-        return True
-    return False
+    return requested
 
 
 def commit_step_txn(
@@ -391,10 +397,10 @@ def commit_step_txn(
     Returns True if a pending pause took effect at this step boundary.
     """
     fence_txn(conn, claim, now, lease_until)
-    _write_step(conn, claim, step, now)
+    requested = _write_step(conn, claim, step, now)
     if suspend is not None:
-        return _hand_back(conn, claim, suspend, now)
-    return _pause_requested(conn, claim, now)
+        return _hand_back(conn, claim, suspend, now, requested)
+    return _pause_if(conn, claim, now, requested)
 
 
 def _load_match(text: str | None) -> dict[str, Any] | None:
@@ -433,14 +439,14 @@ def wait_event_txn(
         )
         result = json.dumps({"type": event["type"], "payload": json.loads(event["payload"]),
                              "timestamp": event["created_at"]}, separators=(",", ":"))
-        _write_step(conn, claim, _with(step, status="completed", result=result), now)
-        return WaitOutcome(paused=_pause_requested(conn, claim, now), event=dict(event))
+        requested = _write_step(conn, claim, _with(step, status="completed", result=result), now)
+        return WaitOutcome(paused=_pause_if(conn, claim, now, requested), event=dict(event))
     if now >= deadline:
-        _write_step(conn, claim, _with(step, status="errored", error_name="WaitForEventTimeout",
-                                       error_message=f"no {step.wait_event_type!r} event before the deadline"), now)
-        return WaitOutcome(paused=_pause_requested(conn, claim, now), timed_out=True)
-    _write_step(conn, claim, step, now)
-    return WaitOutcome(paused=_hand_back(conn, claim, Suspension("wake", deadline), now))
+        requested = _write_step(conn, claim, _with(step, status="errored", error_name="WaitForEventTimeout",
+                                error_message=f"no {step.wait_event_type!r} event before the deadline"), now)
+        return WaitOutcome(paused=_pause_if(conn, claim, now, requested), timed_out=True)
+    requested = _write_step(conn, claim, step, now)
+    return WaitOutcome(paused=_hand_back(conn, claim, Suspension("wake", deadline), now, requested))
 
 
 def _with(step: StepWrite, **changes: Any) -> StepWrite:
@@ -452,7 +458,11 @@ def suspend_txn(
 ) -> bool:
     """Hand the task back without writing a step (a replay that found nothing new to do)."""
     fence_txn(conn, claim, now, lease_until)
-    return _hand_back(conn, claim, suspension, now)
+    requested = conn.execute(
+        "SELECT pause_requested FROM workflow_instance WHERE workflow_name = ? AND instance_id = ?",
+        (claim.workflow, claim.instance_id),
+    ).fetchone()[0]
+    return _hand_back(conn, claim, suspension, now, bool(requested))
 
 
 def finish_txn(

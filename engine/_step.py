@@ -9,6 +9,7 @@ hand the task back or walk away.
 from __future__ import annotations
 
 import inspect
+import types
 import weakref
 from collections.abc import Callable
 from datetime import datetime
@@ -75,6 +76,12 @@ _CONTEXT_ARITY: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary
 
 
 def _takes_context(fn: Callable[..., Any]) -> bool:
+    """Whether the step callback takes the StepContext (exactly one required positional argument)."""
+    if type(fn) is types.FunctionType:
+        # Fast path for plain functions and lambdas (a fresh lambda per call defeats any cache): ~0.3 us
+        # instead of inspect.signature's ~6 us on the hot path.
+        code = fn.__code__
+        return bool(code.co_argcount - len(fn.__defaults__ or ()) == 1)
     try:
         cached = _CONTEXT_ARITY.get(fn)
     except TypeError:  # not weak-referenceable or unhashable: simply not cached

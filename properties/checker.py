@@ -107,15 +107,21 @@ class Checker:
             return False
         return True
 
+    def _db_until(self, task: int, fallback: float) -> float:
+        # The engine renews only when half the lease is gone, so the database, not the trace, says how long
+        # the lease now runs.
+        row = self.conn.execute("SELECT locked_until FROM workflow_task WHERE id = ?", (task,)).fetchone()
+        return float(row[0]) if row is not None and row[0] is not None else fallback
+
     def _on_renew(self, t: float, runner: str, d: dict[str, Any]) -> None:
         if self._holder_ok(t, runner, d, "renewed"):
-            self.leases[d["task"]].until = d["lease_until"]
+            self.leases[d["task"]].until = self._db_until(d["task"], d["lease_until"])
 
     def _on_commit(self, t: float, runner: str, d: dict[str, Any]) -> None:
         instance, run, key = d["instance"], d["run"], d["key"]
         ok = self._holder_ok(t, runner, d, "committed to")
         if ok and d.get("suspend") is None and not d.get("paused"):
-            self.leases[d["task"]].until = d["lease_until"]
+            self.leases[d["task"]].until = self._db_until(d["task"], d["lease_until"])
         elif ok:
             self.leases.pop(d["task"], None)
         inst = self.conn.execute(
