@@ -40,6 +40,7 @@ class Checker:
         self.completed_commits: dict[tuple[str, int, str], int] = {}
         self.consumed: dict[int, str] = {}
         self.calls: dict[tuple[str, int, str], int] = {}
+        self.found: dict[str, list[int]] = {}
         self.disrupted = False
         self.statuses: dict[tuple[str, str], str] = {}
         self.watch = TerminalWatch()
@@ -72,9 +73,29 @@ class Checker:
         if found != expected[: len(found)] or (not found and expected):
             self._fail("P2 priority ordering", f"runner {runner} found {found}, due order is {expected}",
                        found=d["due"], now=d["now"])
+        self.found[runner] = found
+
+    def _tried(self, runner: str, task: int) -> None:
+        # Property 2 is about claims: a runner must also try its found tasks in the order it found them,
+        # or a correct find still lets it take a `run` before the `wake` found ahead of it.
+        queue = self.found.get(runner, [])
+        if task not in queue:
+            return
+        skipped = queue[: queue.index(task)]
+        if skipped:
+            self._fail("P2 priority ordering", f"runner {runner} tried task {task} before {skipped}, which it "
+                       f"found ahead of it", found=list(queue))
+        del queue[: queue.index(task) + 1]
+
+    def _on_claim_lost(self, t: float, runner: str, d: dict[str, Any]) -> None:
+        self._tried(runner, d["task"])
+
+    def _on_claim_error(self, t: float, runner: str, d: dict[str, Any]) -> None:
+        self._tried(runner, d["task"])
 
     def _on_claim(self, t: float, runner: str, d: dict[str, Any]) -> None:
         task, version = d["task"], d["version"]
+        self._tried(runner, task)
         held = self.leases.get(task)
         if held is not None and held.until >= t:
             self._fail("P3 lease exclusivity", f"runner {runner} claimed task {task} v{version} while "

@@ -1,0 +1,322 @@
+"""Deliberately broken engines ("mutants") for proving that each invariant checker fires (DESIGN §6).
+
+Most mutants are one small source edit to one engine function, applied with pytest's `monkeypatch`: the
+function's source is read, the edit applied (the old text must occur exactly once, so an engine refactor
+fails loudly instead of silently testing the real engine), and the recompiled function replaces the
+original on its module or class; the rest swap in a few-line replacement. Callers look engine functions up at call time (`txn.claim_txn`, module
+globals, methods), so the patch reaches every runner in the simulated world, and `monkeypatch` undoes it.
+
+Each mutant names the property that must catch it, the seeds that show it, and the setting (profile and,
+where the mixed workload rarely gets there, a fixed workload) under which the bug is reachable: clock jumps
+for fencing bugs, lifecycle operations for terminate/pause bugs, duplicate or late events for event bugs.
+Seed ranges hold at least three catching seeds with some margin, so small changes to the engine's
+interleavings do not silently turn a catch into a miss.
+"""
+
+from __future__ import annotations
+import __future__
+
+import inspect
+import textwrap
+import types
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import pytest
+
+import engine._runner as runner
+import engine._sqlite_store as store
+import engine._sqlite_txn as txn
+import engine._step as step
+from engine._store import Claim
+from sim.faults import FaultConfig
+from sim.workload import Op, Profile
+from sim.world import RunResult, World
+
+Edit = tuple[str, str] | tuple[str, str, int]
+
+
+def rewrite(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, *edits: Edit) -> None:
+    """Replace `owner.name` (a module function or a method) by its own source with `edits` applied.
+
+    An edit is (old, new) or (old, new, n): `old` must occur exactly once (or n times) in the source.
+    """
+    original = getattr(owner, name)
+    if not isinstance(original, types.FunctionType) or original.__closure__:
+        raise TypeError(f"{name} must be a plain function without a closure to be rewritten")
+    source = textwrap.dedent(inspect.getsource(original))
+    for old, new, *times in edits:
+        expected = times[0] if times else 1
+        if source.count(old) != expected:
+            raise AssertionError(f"mutant edit for {original.__qualname__} must match {expected} time(s), "
+                                 f"found {source.count(old)}: {old!r}")
+        source = source.replace(old, new)
+    # Engine modules use postponed annotations; compile the same way so annotations stay unevaluated.
+    module_code = compile(source, f"<mutant of {original.__qualname__}>", "exec",
+                          flags=__future__.annotations.compiler_flag, dont_inherit=True)
+    code = next(c for c in module_code.co_consts if isinstance(c, types.CodeType) and c.co_name == name)
+    # The module's live globals, not a copy: a mutant still sees every other (patched) engine function.
+    mutant = types.FunctionType(code, original.__globals__, name, original.__defaults__)
+    mutant.__kwdefaults__ = original.__kwdefaults__
+    mutant.__qualname__ = original.__qualname__
+    mutant.__doc__ = original.__doc__
+    monkeypatch.setattr(owner, name, mutant)
+
+
+# --- settings that make each kind of bug reachable -----------------------------------------------------
+
+
+def _profile(name: str, **faults: Any) -> Profile:
+    return Profile(name=f"mutant-{name}", instances=4, faults=FaultConfig(**faults))
+
+
+def _naps() -> list[Op]:
+    """Short durable sleeps, each instance paused and resumed mid-nap (a resume replays the sleep early)."""
+    ops = [Op(kind="create", workflow="sleepy-workflow", instance_id=f"n{i}", params={"naps": 3, "nap": "1 min"})
+           for i in range(3)]
+    for _ in range(3):
+        for i in range(3):
+            ops += [Op(kind="pause", workflow="sleepy-workflow", instance_id=f"n{i}"),
+                    Op(kind="resume", workflow="sleepy-workflow", instance_id=f"n{i}")]
+    return ops
+
+
+def _charges() -> list[Op]:
+    """Charges that fail 3 to 5 times against a limit of 3 retries: recovered on the last try or given up."""
+    return [Op(kind="create", workflow="charge-workflow", instance_id=f"c{n}",
+               params={"fail_times": n, "backoff": backoff, "amount": 10})
+            for n, backoff in ((3, "constant"), (4, "linear"), (5, "exponential"))]
+
+
+@attrs.frozen
+class Setting:
+    """A profile, and optionally a fixed workload that replaces the seed's generated one."""
+
+    profile: Profile
+    workload: Callable[[], list[Op]] | None = None
+
+    @property
+    def name(self) -> str:
+        """The profile's name, plus the fixed workload's if there is one."""
+        return self.profile.name + (f"+{self.workload.__name__.strip('_')}" if self.workload else "")
+
+    def run(self, seed: int) -> RunResult:
+        """One simulated seed in this setting, against whatever engine is patched in right now."""
+        world = World(seed, self.profile)
+        if self.workload is not None:
+            world.ops = self.workload()
+        return world.run()
+
+
+CALM = Setting(_profile("calm"))
+LIFECYCLE = Setting(_profile("lifecycle", lifecycle=0.1))
+CLOCK_JUMP = Setting(_profile("clock-jump", clock_jump=0.1, step_hang=0.2))
+LATE = Setting(_profile("late", late_event=0.5))
+DUPLICATES = Setting(_profile("duplicates", duplicate_event=1.0))
+NAPS = Setting(_profile("skew", skew=0.2), _naps)
+CHARGES = Setting(_profile("crash", crash=0.02), _charges)
+# Healthy runners, every event delivered, the liveness phase starting while instances still wait: nothing
+# should need its 1-hour event timeout, so a bound below it shows a wake-up that comes only at the deadline.
+PROMPT = Setting(attrs.evolve(_profile("prompt"), liveness_bound=1800.0, max_actions=100))
+
+
+# --- the mutants ----------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Mutant:
+    """One broken engine: `apply` patches it in; property `prop` must fire on one of `seeds` in `setting`."""
+
+    name: str
+    prop: str
+    setting: Setting
+    seeds: range
+    apply: Callable[[pytest.MonkeyPatch], None]
+
+
+def _blind_renew_txn(conn: Any, claim: Claim, now: float, lease_until: float) -> None:
+    # Extends whatever lease the task has now, without asking whose it is or whether it already ran out.
+    del now
+    conn.execute("UPDATE workflow_task SET locked_until = ? WHERE id = ?", (lease_until, claim.task_id))
+
+
+async def _blind_renew_lease(self: store.SqliteStore, claim: Claim, lease: float) -> bool:
+    await self.fenced(_blind_renew_txn, claim, lease=lease)
+    return True
+
+
+_DELETE_TASKS = 'conn.execute("DELETE FROM workflow_task WHERE workflow_name = ? AND instance_id = ?", ' \
+                "(workflow, instance_id))"
+_FENCE_OWNER = ("AND lock_owner = ? AND version = ? ", "AND ? IS NOT NULL AND ? IS NOT NULL ")
+
+
+def _p1_replay_reruns_completed(mp: pytest.MonkeyPatch) -> None:
+    # Replay ignores a completed step's stored result and calls the callback again.
+    rewrite(mp, step.WorkflowStep, "do", ('if row["status"] == "completed":', "if False:"))
+
+
+def _p1_overwrite_completed(mp: pytest.MonkeyPatch) -> None:
+    # The step journal accepts a second completion instead of raising a conflict, so a replay that does
+    # not honour a completed wait (it waits again) commits that step a second time with the next event.
+    rewrite(mp, txn, "_write_step", (" WHERE workflow_step.status NOT IN ('completed', 'errored')", ""))
+    rewrite(mp, step.WorkflowStep, "wait_for_event", ('if row is not None and row["status"] == "completed":',
+                                                      "if False:"))
+
+
+def _p2_priority_reversed(mp: pytest.MonkeyPatch) -> None:
+    rewrite(mp, txn, "find_due_txn", ("ORDER BY priority, run_at, id", "ORDER BY priority DESC, run_at, id"))
+
+
+def _p2_ties_reversed(mp: pytest.MonkeyPatch) -> None:
+    rewrite(mp, txn, "find_due_txn", ("ORDER BY priority, run_at, id", "ORDER BY priority, run_at DESC, id DESC"))
+
+
+def _p2_claims_out_of_order(mp: pytest.MonkeyPatch) -> None:
+    # The find is right, but the runner then claims what it found from the back: runs before wake-ups.
+    rewrite(mp, runner.Runner, "tick", ("for task in due:", "for task in reversed(due):"))
+
+
+def _p3_blind_claim(mp: pytest.MonkeyPatch) -> None:
+    # No optimistic check: a claim succeeds even if another runner claimed the task since it was found.
+    rewrite(mp, txn, "claim_txn",
+            ("AND version = ? AND ((status = 'pending' AND run_at <= ?) ", "AND ? IS NOT NULL AND ((? IS NOT NULL) "),
+            ("OR (status = 'processing' AND locked_until < ?))", "OR (? IS NOT NULL))"))
+
+
+def _p3_fence_ignores_owner(mp: pytest.MonkeyPatch) -> None:
+    # A runner whose task was taken over keeps committing into the new claimant's live lease.
+    rewrite(mp, txn, "fence_txn", _FENCE_OWNER)
+
+
+def _p3_fence_ignores_expiry(mp: pytest.MonkeyPatch) -> None:
+    # A runner keeps committing after its lease ran out (e.g. across a clock jump) if nobody took over yet.
+    rewrite(mp, txn, "fence_txn", ("AND locked_until >= ?", "AND ? IS NOT NULL"))
+
+
+def _p3_renew_ignores_owner(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(store.SqliteStore, "renew_lease", _blind_renew_lease)
+
+
+def _p4_fence_passes_deleted_task(mp: pytest.MonkeyPatch) -> None:
+    # The fence only refuses a task that another runner holds; a task deleted by terminate (or restart,
+    # or pause) fences nothing any more, so the old runner keeps writing into the ended run.
+    fence = txn.fence_txn
+
+    def fence_txn(conn: Any, claim: Claim, now: float, lease_until: float) -> None:
+        if conn.execute("SELECT 1 FROM workflow_task WHERE id = ?", (claim.task_id,)).fetchone() is not None:
+            fence(conn, claim, now, lease_until)
+
+    mp.setattr(txn, "fence_txn", fence_txn)
+
+
+def _p4_pause_terminal(mp: pytest.MonkeyPatch) -> None:
+    # pause() forgets to refuse terminal instances and turns them into paused ones.
+    rewrite(mp, txn, "pause_txn", ('if inst["status"] in TERMINAL:', "if False:"))
+
+
+def _p5_consume_unmarked(mp: pytest.MonkeyPatch) -> None:
+    # The consumed event is never marked, so a later wait (e.g. after a restart) consumes it again.
+    rewrite(mp, txn, "wait_event_txn",
+            ('"UPDATE workflow_event SET consumed_by_step_key = ?, consumed_run = ?, delivered_at = ? WHERE id = ?"',
+             '"SELECT ?, ?, ?, ?"'))
+
+
+def _p5_deadline_ignored(mp: pytest.MonkeyPatch) -> None:
+    rewrite(mp, txn, "_first_event", ("AND created_at <= ? ", "AND (created_at <= ? OR 1) "))
+
+
+def _p5_newest_first(mp: pytest.MonkeyPatch) -> None:
+    rewrite(mp, txn, "_first_event", ('ORDER BY id"', 'ORDER BY id DESC"'))
+
+
+def _p6_pause_keeps_task(mp: pytest.MonkeyPatch) -> None:
+    # A paused instance keeps its task, so runners keep claiming (and advancing) it.
+    rewrite(mp, txn, "_apply_pause", (_DELETE_TASKS, "pass"))
+
+
+def _p6_skewed_timers(mp: pytest.MonkeyPatch) -> None:
+    # Step timers (sleep wake-ups, retry times, wait deadlines) read the runner's own, possibly skewed,
+    # clock instead of the one scheduling clock; leases and the runner's bookkeeping keep the right one.
+    rewrite(mp, step.WorkflowStep, "do", ("x.now()", "x.runtime.now()", 3))
+    rewrite(mp, step.WorkflowStep, "_sleep", ("now = x.now()", "now = x.runtime.now()"))
+    rewrite(mp, step.WorkflowStep, "wait_for_event", ("now = x.now()", "now = x.runtime.now()"))
+
+
+def _p7_retries_past_limit(mp: pytest.MonkeyPatch) -> None:
+    rewrite(mp, step.WorkflowStep, "do", ("attempt >= policy.max_attempts", "attempt > policy.max_attempts"))
+
+
+def _p7_attempts_forgotten(mp: pytest.MonkeyPatch) -> None:
+    # The attempt counter lives in memory: a replay (after a retry wait or a crash) starts again at 1.
+    rewrite(mp, step.WorkflowStep, "do", ('attempts = row["attempts"] if row is not None else 0', "attempts = 0"))
+
+
+def _p8_terminate_keeps_task(mp: pytest.MonkeyPatch) -> None:
+    rewrite(mp, txn, "terminate_txn", (_DELETE_TASKS, "pass"))
+
+
+def _p8_resume_without_task(mp: pytest.MonkeyPatch) -> None:
+    rewrite(mp, txn, "resume_txn", ('_insert_task(conn, workflow, instance_id, inst["run_number"], "resume", now)',
+                                    "pass"))
+
+
+def _p8_restart_keeps_old_task(mp: pytest.MonkeyPatch) -> None:
+    rewrite(mp, txn, "restart_txn", (_DELETE_TASKS, "pass"))
+
+
+def _p9_wake_in_milliseconds(mp: pytest.MonkeyPatch) -> None:
+    # A unit slip: a hand-back stores its wake time in milliseconds, parking the instance for millennia.
+    rewrite(mp, txn, "_hand_back", ("run_at = suspension.run_at", "run_at = suspension.run_at * 1000"))
+
+
+def _p9_lost_wakeup(mp: pytest.MonkeyPatch) -> None:
+    # send_event buffers the event but never wakes the waiting task: the instance sleeps until its wait
+    # deadline although its event is there. (Dropping only the hand-back's re-check of the buffer is an
+    # equivalent mutant today: every hand-back that parks a wait runs in wait_event_txn, which has just
+    # looked at the buffer itself.)
+    rewrite(mp, txn, "send_event_txn", ('if waiting is not None and waiting["wait_event_type"] == type:', "if False:"))
+
+
+MUTANTS = (
+    Mutant("replay reruns completed step", "P1", CALM, range(16), _p1_replay_reruns_completed),
+    Mutant("completed wait overwritten on replay", "P1", DUPLICATES, range(12), _p1_overwrite_completed),
+    Mutant("find_due priority reversed", "P2", CALM, range(5), _p2_priority_reversed),
+    Mutant("find_due ties reversed", "P2", CALM, range(10), _p2_ties_reversed),
+    Mutant("claims taken out of found order", "P2", CALM, range(5), _p2_claims_out_of_order),
+    Mutant("claim without optimistic check", "P3", CALM, range(5), _p3_blind_claim),
+    Mutant("fence ignores owner and version", "P3", CLOCK_JUMP, range(10), _p3_fence_ignores_owner),
+    Mutant("fence ignores lease expiry", "P3", CLOCK_JUMP, range(5), _p3_fence_ignores_expiry),
+    Mutant("renewal ignores ownership", "P3", CLOCK_JUMP, range(16), _p3_renew_ignores_owner),
+    Mutant("fence passes a deleted task", "P4", LIFECYCLE, range(24), _p4_fence_passes_deleted_task),
+    Mutant("pause accepts terminal instance", "P4", LIFECYCLE, range(5), _p4_pause_terminal),
+    Mutant("consumed event not marked", "P5", LIFECYCLE, range(16), _p5_consume_unmarked),
+    Mutant("event accepted after deadline", "P5", LATE, range(10), _p5_deadline_ignored),
+    Mutant("events consumed newest first", "P5", DUPLICATES, range(6), _p5_newest_first),
+    Mutant("pause keeps the task", "P6", LIFECYCLE, range(5), _p6_pause_keeps_task),
+    Mutant("timers on the runner's skewed clock", "P6", NAPS, range(5), _p6_skewed_timers),
+    Mutant("retries past the limit", "P7", CHARGES, range(3), _p7_retries_past_limit),
+    Mutant("attempt counter kept in memory", "P7", CHARGES, range(3), _p7_attempts_forgotten),
+    Mutant("terminate keeps the task", "P8", LIFECYCLE, range(5), _p8_terminate_keeps_task),
+    Mutant("resume inserts no task", "P8", LIFECYCLE, range(20), _p8_resume_without_task),
+    Mutant("restart keeps the old run's task", "P8", LIFECYCLE, range(8), _p8_restart_keeps_old_task),
+    Mutant("wake time in milliseconds", "P9", PROMPT, range(6), _p9_wake_in_milliseconds),
+    Mutant("lost wake-up", "P9", PROMPT, range(10), _p9_lost_wakeup),
+)
+
+
+def control_seeds() -> dict[Setting, range]:
+    """Every setting the mutants use, with the widest seed range any mutant runs in it."""
+    widest: dict[Setting, range] = {}
+    for mutant in MUTANTS:
+        known = widest.get(mutant.setting, range(0))
+        widest[mutant.setting] = max(known, mutant.seeds, key=len)
+    return widest
+
+
+def caught_by(result: RunResult, prop: str) -> bool:
+    """Whether `result` reports a violation of property `prop` (a prefix such as "P3")."""
+    return any(v.prop.split()[0] == prop for v in result.violations)
+
+
+__all__ = ["MUTANTS", "Mutant", "Setting", "caught_by", "control_seeds", "rewrite"]
