@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 
+from sim.pct import PCTPicker
 from sim.workload import Profile, get_profile
 from sim.world import RunResult, World
 
@@ -24,10 +25,12 @@ def resolve_profile(name: str, *, runners: int | None = None, swarm: bool = Fals
     return profile
 
 
-def repro_line(seed: int, profile: Profile) -> str:
+def repro_line(seed: int, profile: Profile, pct_depth: int | None = None) -> str:
     """The one command that reproduces a seed, overrides included."""
     base = get_profile(profile.name)
     line = f"stepsim replay --seed {seed} --profile {profile.name}"
+    if pct_depth:
+        line += f" --scheduler pct --depth {pct_depth}"
     if profile.runners != base.runners:
         line += f" --runners {profile.runners}"
     if profile.swarm and not base.swarm:
@@ -47,31 +50,32 @@ class SeedOutcome:
     digest: str
 
 
-def run_one(seed: int, profile: Profile) -> tuple[SeedOutcome, RunResult]:
-    """Run a seed and summarise it."""
-    result = World(seed, profile).run()
+def run_one(seed: int, profile: Profile, *, pct_depth: int | None = None) -> tuple[SeedOutcome, RunResult]:
+    """Run a seed and summarise it; with `pct_depth`, runners are scheduled by PCT instead of uniformly."""
+    picker = PCTPicker(seed, depth=pct_depth) if pct_depth else None
+    result = World(seed, profile, picker=picker).run()
     outcome = SeedOutcome(seed=seed, ok=result.ok,
                           violation=result.violations[0].render() if result.violations else None,
                           faults=result.stats["faults"], checks=result.stats["checks"], digest=result.trace.digest())
     return outcome, result
 
 
-def save_failure(result: RunResult, profile: Profile, reports: Path) -> Path:
+def save_failure(result: RunResult, profile: Profile, reports: Path, pct_depth: int | None = None) -> Path:
     """Write the violation, the trace and a database dump for a failing seed; returns the folder."""
     folder = reports / "failures" / f"{profile.name}-seed-{result.seed}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "violation.txt").write_text(
-        "\n\n".join(v.render() for v in result.violations) + f"\n\nreproduce: {repro_line(result.seed, profile)}\n")
+        "\n\n".join(v.render() for v in result.violations) + f"\n\nreproduce: {repro_line(result.seed, profile, pct_depth)}\n")
     (folder / "trace.jsonl").write_text(result.trace.to_jsonl())
     (folder / "database.jsonl").write_text(result.dump)
     return folder
 
 
-def _worker(args: tuple[int, Profile, str]) -> SeedOutcome:
-    seed, profile, reports = args
-    outcome, result = run_one(seed, profile)
+def _worker(args: tuple[int, Profile, str, int | None]) -> SeedOutcome:
+    seed, profile, reports, pct_depth = args
+    outcome, result = run_one(seed, profile, pct_depth=pct_depth)
     if not outcome.ok:
-        save_failure(result, profile, Path(reports))
+        save_failure(result, profile, Path(reports), pct_depth)
     return outcome
 
 
@@ -95,11 +99,11 @@ class Summary:
 
 def campaign(
     seeds: Iterable[int], profile: Profile, *, jobs: int = 1, reports: Path = Path("reports"),
-    progress: Callable[[SeedOutcome], Any] | None = None,
+    progress: Callable[[SeedOutcome], Any] | None = None, pct_depth: int | None = None,
 ) -> Summary:
     """Run seeds across `jobs` processes; failures are saved under reports/failures/."""
     summary = Summary()
-    work = [(seed, profile, str(reports)) for seed in seeds]
+    work = [(seed, profile, str(reports), pct_depth) for seed in seeds]
     if jobs <= 1:
         outcomes: Iterable[SeedOutcome] = map(_worker, work)
         for outcome in outcomes:

@@ -83,8 +83,10 @@ def demo(database: str | None, poll: float) -> None:
 @click.option("--jobs", type=int, default=None, help="worker processes (default: one per core)")
 @click.option("--self-check", "self_check_n", default=0, help="rerun this many seeds to verify determinism")
 @click.option("--reports", default="reports", show_default=True, help="where failure artifacts go")
+@click.option("--scheduler", type=click.Choice(["uniform", "pct"]), default="uniform", show_default=True)
+@click.option("--depth", default=3, show_default=True, help="PCT bug depth d (d-1 priority change points)")
 def fuzz(seeds: int, start: int, profile: str, runners: int | None, swarm: bool, jobs: int | None,
-         self_check_n: int, reports: str) -> None:
+         self_check_n: int, reports: str, scheduler: str, depth: int) -> None:
     """Run a fuzzing campaign of simulated seeds against the real engine."""
     from pathlib import Path
 
@@ -95,14 +97,15 @@ def fuzz(seeds: int, start: int, profile: str, runners: int | None, swarm: bool,
     prof = resolve_profile(profile, runners=runners, swarm=swarm)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"fuzz {prof.name}", total=seeds)
+        pct = depth if scheduler == "pct" else None
         summary = campaign(range(start, start + seeds), prof, jobs=jobs or default_jobs(),
-                           reports=Path(reports), progress=lambda _: bar.advance(task))
+                           reports=Path(reports), progress=lambda _: bar.advance(task), pct_depth=pct)
     console.print(f"seeds run: {summary.seeds}   failures: {len(summary.failures)}   "
                   f"properties checked: {summary.checks}")
     console.print("faults fired: " + (", ".join(f"{k}={v}" for k, v in sorted(summary.faults.items())) or "none"))
     for failure in summary.failures[:10]:
         console.print(f"[red]FAIL seed {failure.seed}[/red]\n{failure.violation}")
-        console.print(f"  reproduce: {repro_line(failure.seed, prof)}")
+        console.print(f"  reproduce: {repro_line(failure.seed, prof, pct)}")
         console.print(f"  artifacts: {reports}/failures/{prof.name}-seed-{failure.seed}/")
     if self_check_n:
         bad = self_check(range(start, start + self_check_n), prof)
@@ -114,18 +117,32 @@ def fuzz(seeds: int, start: int, profile: str, runners: int | None, swarm: bool,
 
 
 @main.command()
-@click.option("--seed", type=int, required=True)
+@click.option("--seed", type=int, default=None)
 @click.option("--profile", default="default", show_default=True)
 @click.option("--runners", type=int, default=None)
 @click.option("--swarm", is_flag=True)
 @click.option("--view", type=click.Choice(["trace", "runners", "none"]), default="trace", show_default=True)
 @click.option("--moves/--no-moves", default=False, help="include scheduler moves in the printed trace")
-def replay(seed: int, profile: str, runners: int | None, swarm: bool, view: str, moves: bool) -> None:
-    """Re-run one seed; print its trace and exit non-zero if a property fails again."""
+@click.option("--scheduler", type=click.Choice(["uniform", "pct"]), default="uniform", show_default=True)
+@click.option("--depth", default=3, show_default=True)
+@click.option("--tape", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="replay a choice tape written by `stepsim explore` instead of a seed")
+def replay(seed: int | None, profile: str, runners: int | None, swarm: bool, view: str, moves: bool,
+           scheduler: str, depth: int, tape: str | None) -> None:
+    """Re-run one seed (or an explorer tape); print its trace and exit non-zero if a property fails again."""
     from sim.campaign import repro_line, resolve_profile, run_one
 
-    prof = resolve_profile(profile, runners=runners, swarm=swarm)
-    outcome, result = run_one(seed, prof)
+    pct = depth if scheduler == "pct" else None
+    if tape is not None:
+        from sim.explore import replay_tape
+
+        outcome, result = replay_tape(tape)
+        prof = resolve_profile("default")
+    else:
+        if seed is None:
+            raise click.UsageError("give --seed N or --tape FILE")
+        prof = resolve_profile(profile, runners=runners, swarm=swarm)
+        outcome, result = run_one(seed, prof, pct_depth=pct)
     records = [r for r in result.trace if moves or r.action != "move"]
     if view == "trace":
         for r in records:
@@ -141,9 +158,21 @@ def replay(seed: int, profile: str, runners: int | None, swarm: bool, view: str,
     if result.violations:
         for v in result.violations:
             console.print(f"[red]{v.render()}[/red]")
-        console.print(f"reproduce: {repro_line(seed, prof)}")
+        if tape is None and seed is not None:
+            console.print(f"reproduce: {repro_line(seed, prof, pct)}")
         raise SystemExit(1)
     console.print("[green]all properties hold[/green]")
+
+
+@main.command()
+@click.option("--repeats", default=3, show_default=True, help="repetitions per case (the median is reported)")
+@click.option("--quick", is_flag=True, help="small sizes, for a smoke run")
+@click.option("--out", default="reports/bench.md", show_default=True, help="where the Markdown report goes")
+def bench(repeats: int, quick: bool, out: str) -> None:
+    """Benchmarks: engine vs DBOS (when installed) and raw SQLite, scaling, latency, simulator."""
+    from bench import bench_command_main
+
+    raise SystemExit(bench_command_main(repeats, quick, out))
 
 
 def _fmt(detail: dict[str, Any]) -> str:
@@ -152,3 +181,6 @@ def _fmt(detail: dict[str, Any]) -> str:
 
 if __name__ == "__main__":  # pragma: no cover - `python -m sim.cli`
     main()
+from sim.cli_scenarios import check, run  # noqa: E402
+main.add_command(run)
+main.add_command(check)

@@ -37,9 +37,17 @@ async def sim_steps(event: WorkflowEvent, step: WorkflowStep) -> int:
     return total
 
 
+@define_workflow("race-workflow")
+async def race(event: WorkflowEvent, step: WorkflowStep) -> str:
+    """A sleep, then a wait for `go`, then one step: small enough to explore every interleaving."""
+    await step.sleep("nap", "10 s")
+    got = await step.wait_for_event("go", type="go", timeout="5 min")
+    return str(await step.do("done", lambda: f"done:{got.payload}"))
+
+
 def library() -> list[WorkflowDefinition]:
     """Every workflow a simulated runner knows."""
-    return [sim_steps, *ALL_WORKFLOWS]
+    return [sim_steps, race, *ALL_WORKFLOWS]
 
 
 @attrs.frozen(kw_only=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import sqlite3
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import attrs
@@ -22,7 +22,7 @@ from sim.clock import VirtualClock
 from sim.dump import dump_database
 from sim.faults import FaultConfig
 from sim.runtime import SimRuntime
-from sim.scheduler import Scheduler, SimulationError
+from sim.scheduler import Scheduler, SimulationError, Waiter
 from sim.trace import Trace
 from sim.workload import Op, Profile, build_workload, library
 
@@ -121,8 +121,12 @@ class RunResult:
 class World:
     """One simulated run; build it, call `run()`, read the RunResult."""
 
-    def __init__(self, seed: int, profile: Profile, *, choices: ChoiceSource | None = None) -> None:
+    def __init__(
+        self, seed: int, profile: Profile, *, choices: ChoiceSource | None = None,
+        picker: Callable[[Sequence[Waiter]], int] | None = None,
+    ) -> None:
         self.seed = seed
+        self.picker = picker
         self.profile = profile
         self.choices = choices if choices is not None else SeededChoices(seed)
         self.clock = VirtualClock()
@@ -262,7 +266,7 @@ class World:
         elif c.flip("fault", f.lifecycle):
             self._lifecycle()
         else:
-            moved = self.scheduler.step()
+            moved = self.scheduler.step(self.picker)
             if moved is None:
                 return bool(self.ops or down)
             self.record(moved.process, "move", label=moved.label)
