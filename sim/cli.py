@@ -179,8 +179,9 @@ def _fmt(detail: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(detail.items()))
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m sim.cli`
-    main()
 from sim.cli_scenarios import check, run  # noqa: E402
+
 main.add_command(run)
 main.add_command(check)
+if __name__ == "__main__":  # pragma: no cover - `python -m sim.cli`
+    main()
