@@ -217,8 +217,9 @@ class Checker:
     def on_move(self) -> None:
         """State invariants after a simulated action; also snapshots statuses for the next trace checks."""
         self.checks += 1
-        self.violations.extend(check_state(self.conn, self.watch))
-        self.statuses = {("", k[1]): v["status"] for k, v in instances(self.conn).items()}
+        insts = instances(self.conn)
+        self.violations.extend(check_state(self.conn, self.watch, insts))
+        self.statuses = {("", k[1]): v["status"] for k, v in insts.items()}
 
     def at_end(self) -> None:
         """Property 1's exactness: with no crash or lease loss, each completed callback ran once per attempt."""

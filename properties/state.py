@@ -79,9 +79,13 @@ class TerminalWatch:
         return out
 
 
-def check_state(conn: sqlite3.Connection, watch: TerminalWatch | None = None) -> list[Violation]:
-    """All state invariants at this moment."""
-    insts = instances(conn)
+def check_state(
+    conn: sqlite3.Connection, watch: TerminalWatch | None = None,
+    insts: dict[tuple[str, str], dict[str, Any]] | None = None,
+) -> list[Violation]:
+    """All state invariants at this moment (`insts` may be passed in when the caller already read them)."""
+    if insts is None:
+        insts = instances(conn)
     out = check_tasks(conn, insts) + check_attempts(conn)
     if watch is not None:
         out += watch.check(insts)

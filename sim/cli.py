@@ -175,6 +175,40 @@ def bench(repeats: int, quick: bool, out: str) -> None:
     raise SystemExit(bench_command_main(repeats, quick, out))
 
 
+@main.command()
+@click.option("--config", "config_name", default="steps3-faults", show_default=True,
+              help="steps3, steps3-faults or race-pause")
+@click.option("--preemptions", type=int, default=None, help="preemption bound (overrides the config)")
+@click.option("--crashes", type=int, default=None, help="crash bound (overrides the config)")
+@click.option("--max-executions", default=1_000_000, show_default=True)
+@click.option("--no-prune", is_flag=True, help="disable state-hash pruning (for comparison)")
+@click.option("--tape-out", default="reports/explore-violation.tape", show_default=True,
+              help="where the first violating path is written")
+def explore(config_name: str, preemptions: int | None, crashes: int | None, max_executions: int,
+            no_prune: bool, tape_out: str) -> None:
+    """Exhaustively explore every interleaving (and bounded faults) of a small configuration."""
+    from pathlib import Path
+
+    import attrs as _attrs
+
+    from sim.explore import CONFIGS
+    from sim.explore import explore as run_explore
+    from sim.explore import write_tape
+
+    config = CONFIGS[config_name]
+    if preemptions is not None:
+        config = _attrs.evolve(config, preemption_bound=preemptions)
+    if crashes is not None:
+        config = _attrs.evolve(config, max_crashes=crashes)
+    with console.status(f"exploring {config.name}..."):
+        stats = run_explore(config, max_executions=max_executions, prune=not no_prune)
+    console.print(stats.render())
+    if stats.violating_tape is not None:
+        write_tape(Path(tape_out), config, stats.violating_tape)
+        console.print(f"violating path written to {tape_out}; replay: stepsim replay --tape {tape_out}")
+        raise SystemExit(1)
+
+
 def _fmt(detail: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(detail.items()))
 

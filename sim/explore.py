@@ -1,0 +1,307 @@
+"""Exhaustive interleaving explorer: depth-first over every choice sequence of a small configuration.
+
+Coroutines cannot be snapshotted, so each path re-executes from the start, replaying a prefix of choices and
+then taking the first option of every new choice point (stateless model checking). The space is kept finite
+by a preemption bound, a crash bound, a lease-expiry bound and a depth bound; revisits are pruned at
+quiescent points (no runner mid-tick), where the whole state is the database, the clock, the parked
+runners and the remaining budgets, fingerprinted with blake2b-128.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from sim.campaign import SeedOutcome
+from sim.choices import Choice
+from sim.dump import dump_database, fingerprint
+from sim.faults import FaultConfig
+from sim.scheduler import Waiter
+from sim.workload import Op, Profile
+from sim.world import RunResult, World
+
+QUIET_LABELS = frozenset({"tick:find", "sleep", "start"})
+
+
+@attrs.frozen(kw_only=True)
+class ExploreConfig:
+    """A small configuration to explore exhaustively."""
+
+    name: str
+    workload: str
+    runners: int = 2
+    max_crashes: int = 0
+    max_lease_expiries: int = 0
+    preemption_bound: int = 2
+    max_depth: int = 400
+    lease: float = 30.0
+    poll: float = 60.0
+
+
+CONFIGS: dict[str, ExploreConfig] = {
+    "steps3": ExploreConfig(name="steps3", workload="steps3"),
+    "steps3-faults": ExploreConfig(name="steps3-faults", workload="steps3", max_crashes=2, max_lease_expiries=1,
+                                   max_depth=200),
+    "race-pause": ExploreConfig(name="race-pause", workload="race", max_depth=200, poll=120.0),
+}
+
+
+def _queues(config: ExploreConfig) -> tuple[list[Op], list[list[Op]]]:
+    """Ops applied before exploring, and client op queues whose timing the explorer chooses."""
+    if config.workload == "steps3":
+        return [Op(kind="create", workflow="loop-workflow", instance_id="w", params={"steps": 3})], []
+    if config.workload == "race":
+        create = Op(kind="create", workflow="race-workflow", instance_id="w")
+        event = Op(kind="event", workflow="race-workflow", instance_id="w", event_type="go", payload=1)
+        pause = Op(kind="pause", workflow="race-workflow", instance_id="w")
+        resume = Op(kind="resume", workflow="race-workflow", instance_id="w")
+        return [create], [[event], [pause, resume]]
+    raise KeyError(f"unknown explore workload {config.workload!r}")
+
+
+class Enumerator:
+    """A ChoiceSource replaying `prefix`, then taking option 0 of each new choice, recording everything."""
+
+    def __init__(self, prefix: Sequence[int]) -> None:
+        self.prefix = list(prefix)
+        self.tape: list[Choice] = []
+
+    @property
+    def fresh(self) -> bool:
+        """True once past the replayed prefix: states seen from here on are new on this path."""
+        return len(self.tape) >= len(self.prefix)
+
+    def choose(self, kind: str, n: int) -> int:
+        if n <= 1:
+            return 0
+        i = len(self.tape)
+        value = self.prefix[i] if i < len(self.prefix) else 0
+        if value >= n:  # a replayed prefix must fit: the search is deterministic
+            raise RuntimeError(f"choice {i} ({kind}) replays {value} but only {n} options exist")
+        self.tape.append(Choice(kind, n, value))
+        return value
+
+    def flip(self, kind: str, p: float) -> bool:
+        if p <= 0:
+            return False
+        if p >= 1:
+            return True
+        return self.choose(kind, 2) == 1
+
+
+class ExploreWorld(World):
+    """A World driven by explicit options (moves, faults, client ops) instead of probabilities."""
+
+    def __init__(self, config: ExploreConfig, choices: Enumerator | Any) -> None:
+        profile = Profile(name=f"explore-{config.name}", workload="none", runners=config.runners, instances=0,
+                          lease=config.lease, poll=config.poll, max_tasks=1, faults=FaultConfig.none())
+        super().__init__(0, profile, choices=choices)
+        self.config = config
+        before, self.queues = _queues(config)
+        for op in before:
+            self._client(op)
+        self.crashes_left = config.max_crashes
+        self.expiries_left = config.max_lease_expiries
+        self.preemptions_left = config.preemption_bound
+        self.last: str | None = None
+
+    def _choose_waiter(self, waiters: Sequence[Waiter]) -> Waiter:
+        # Preemption bound: leaving a process that could still run costs one preemption.
+        mine = [w for w in waiters if w.process == self.last]
+        options = list(waiters) if (not mine or self.preemptions_left > 0) else mine
+        chosen = options[self.choices.choose("sched", len(options))]
+        if mine and chosen.process != self.last:
+            self.preemptions_left -= 1
+        self.last = chosen.process
+        return chosen
+
+    def quiescent(self) -> bool:
+        """No runner mid-tick: each live runner has one waiter, parked between ticks."""
+        waiters = self.scheduler.waiters()
+        alive = self.alive_runners()
+        return len(waiters) == len(alive) and all(w.label in QUIET_LABELS for w in waiters)
+
+    def fingerprint(self) -> str:
+        """The whole state at a quiescent point: database, clock, parked runners, budgets."""
+        now = self.clock.now()
+        parked = sorted((w.process, w.label, None if w.due is None else round(w.due - now, 6))
+                        for w in self.scheduler.waiters())
+        extra = json.dumps([now, parked, self.alive_runners(), self.crashes_left, self.expiries_left,
+                            self.preemptions_left, self.last, [len(q) for q in self.queues]])
+        return fingerprint(self.conn, extra)
+
+    def _work_due(self) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM workflow_task WHERE status = 'processing' OR run_at <= ? LIMIT 1", (self.clock.now(),)
+        ).fetchone()
+        return row is not None
+
+    def _lease_held(self) -> bool:
+        row = self.conn.execute("SELECT 1 FROM workflow_task WHERE status = 'processing' LIMIT 1").fetchone()
+        return row is not None
+
+    def act(self) -> bool:
+        """One explored action, with the reductions that keep the space finite and small.
+
+        - A crash is offered only for the runner about to move, and only mid-tick: crashing an idle runner
+          leaves the same state wherever it happens, and crashing one that did not move since is a revisit.
+        - A lease expiry (clock jump) is offered only while some runner holds a lease.
+        - A crashed runner restarts at the next quiescent point (restart timing matters for liveness,
+          which the liveness phase covers, not for safety).
+        - A client operation while a runner is mid-tick costs one preemption, like a context switch.
+        """
+        quiet = self.quiescent()
+        if quiet:
+            for name in sorted(self.stores):
+                if not self.stores[name].alive:
+                    self._start_runner(name)
+                    return True
+        ops = [i for i, q in enumerate(self.queues) if q]
+        if ops and quiet and not self._work_due():
+            # Nothing to do but idle polls: delaying the client further only shifts time, so it acts now.
+            self._client(self.queues[ops[self.choices.choose("input", len(ops))]].pop(0))
+            return True
+        if quiet or self.preemptions_left > 0:
+            if ops:
+                pick = self.choices.choose("input", 1 + len(ops))
+                if pick:
+                    if not quiet:
+                        self.preemptions_left -= 1
+                    self._client(self.queues[ops[pick - 1]].pop(0))
+                    return True
+        now = self.clock.now()
+        eligible = [w for w in self.scheduler.waiters() if w.due is None or w.due <= now]
+        if not eligible:
+            moved = self.scheduler.step(lambda ws: 0)  # every runner blocked: the clock jumps to the next timer
+            if moved is None:
+                return bool(any(self.queues))
+            self.last = moved.process
+            return True
+        chosen = self._choose_waiter(eligible)
+        faults = ["move"]
+        if self.crashes_left and chosen.label not in QUIET_LABELS:
+            faults.append("crash")
+        if self.expiries_left and self._lease_held():
+            faults.append("expire")
+        fault = faults[self.choices.choose("fault", len(faults))]
+        if fault == "crash":
+            self.crashes_left -= 1
+            self.crash(chosen.process)
+            return True
+        if fault == "expire":
+            self.expiries_left -= 1
+            self.fault("clock_jump", "world", seconds=self.config.lease + 1)
+            self.clock.advance(self.config.lease + 1)
+        moved = self.scheduler.step(lambda ws: next(i for i, w in enumerate(ws) if w.seq == chosen.seq))
+        assert moved is not None
+        # Moves are not recorded here: the choice tape is the replayable record of an explored path.
+        return True
+
+
+@attrs.define
+class ExploreStats:
+    """What an exploration did."""
+
+    config: str
+    executions: int = 0
+    distinct_states: int = 0
+    pruned: int = 0
+    depth_bound_hits: int = 0
+    exhausted: bool = False
+    seconds: float = 0.0
+    violation: str | None = None
+    violating_tape: list[Choice] | None = None
+
+    def render(self) -> str:
+        status = "bound exhausted" if self.exhausted else "stopped early"
+        out = (f"config {self.config}: {self.executions} executions, {self.distinct_states} distinct states, "
+               f"{self.pruned} pruned, {self.depth_bound_hits} hit the depth bound, {status}, "
+               f"{self.seconds:.2f} s")
+        if self.violation:
+            out += f"\nVIOLATION:\n{self.violation}"
+        return out
+
+
+def _execute(config: ExploreConfig, choices: Any, visited: set[str] | None) -> tuple[RunResult, str]:
+    """One path; returns its result and how it ended: done, pruned, depth or violation."""
+    world = ExploreWorld(config, choices)
+    ending = "depth"
+    with world.scheduler:
+        for _ in range(config.max_depth):
+            if not any(world.queues) and world._settled():
+                ending = "done"
+                break
+            if visited is not None and getattr(choices, "fresh", False) and world.quiescent():
+                mark = world.fingerprint()
+                if mark in visited:
+                    ending = "pruned"
+                    break
+                visited.add(mark)
+            if not world.act():
+                ending = "done"
+                break
+            world.checker.on_move()
+            if world.checker.violations:
+                ending = "violation"
+                break
+    result = RunResult(seed=0, profile=world.profile.name, violations=list(world.checker.violations),
+                       trace=world.trace, stats={"faults": world.fault_counts, "checks": world.checker.checks},
+                       dump=dump_database(world.conn) if world.checker.violations else "")
+    world.conn.close()
+    return result, ending
+
+
+def explore(config: ExploreConfig, *, max_executions: int = 1_000_000, stop_on_violation: bool = True,
+            prune: bool = True) -> ExploreStats:
+    """Depth-first search over every choice sequence of `config` within its bounds."""
+    stats = ExploreStats(config=config.name)
+    visited: set[str] = set()
+    prefix: list[int] = []
+    started = time.perf_counter()
+    while stats.executions < max_executions:
+        enum = Enumerator(prefix)
+        result, ending = _execute(config, enum, visited if prune else None)
+        stats.executions += 1
+        stats.pruned += ending == "pruned"
+        stats.depth_bound_hits += ending == "depth"
+        if ending == "violation" and stats.violation is None:
+            stats.violation = result.violations[0].render()
+            stats.violating_tape = list(enum.tape)
+            if stop_on_violation:
+                break
+        tape = list(enum.tape)
+        while tape and tape[-1].value + 1 >= tape[-1].n:
+            tape.pop()
+        if not tape:
+            stats.exhausted = True
+            break
+        prefix = [c.value for c in tape[:-1]] + [tape[-1].value + 1]
+    stats.distinct_states = len(visited)
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def write_tape(path: Path, config: ExploreConfig, tape: Sequence[Choice]) -> None:
+    """A replayable tape file: a header line naming the configuration, then one choice per line."""
+    lines = [json.dumps({"stepsim_tape": 1, "mode": "explore", "config": config.name})]
+    lines += [json.dumps([c.kind, c.n, c.value]) for c in tape]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def replay_tape(path: str | Path) -> tuple[SeedOutcome, RunResult]:
+    """Re-run the path a tape file records (for `stepsim replay --tape`)."""
+    lines = Path(path).read_text().splitlines()
+    header = json.loads(lines[0])
+    config = CONFIGS[header["config"]]
+    prefix = [json.loads(line)[2] for line in lines[1:] if line.strip()]
+    result, _ = _execute(config, Enumerator(prefix), None)
+    outcome = SeedOutcome(seed=0, ok=result.ok, violation=result.violations[0].render() if result.violations
+                          else None, faults=result.stats["faults"], checks=result.stats["checks"],
+                          digest=result.trace.digest())
+    return outcome, result
