@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import datetime
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -48,6 +49,12 @@ def check_id(value: object, *, what: str = "instance id") -> str:
     return value
 
 
+def _when(seconds: float) -> datetime:
+    value = to_datetime(seconds)
+    assert value is not None
+    return value
+
+
 def _error(name: str | None, message: str | None) -> ErrorInfo | None:
     return None if name is None else ErrorInfo(name=name, message=message or "")
 
@@ -56,8 +63,8 @@ def _info(row: Mapping[str, Any]) -> InstanceInfo:
     return InstanceInfo(
         workflow=row["workflow_name"], instance_id=row["instance_id"], status=Status(row["status"]),
         output=decode(row["output"]), error=_error(row["error_name"], row["error_message"]),
-        run_number=row["run_number"], created_at=to_datetime(row["created_at"]),
-        updated_at=to_datetime(row["updated_at"]), started_at=to_datetime(row["started_at"]),
+        run_number=row["run_number"], created_at=_when(row["created_at"]),
+        updated_at=_when(row["updated_at"]), started_at=to_datetime(row["started_at"]),
         completed_at=to_datetime(row["completed_at"]), current_step=row["current_step"],
         params=decode(row["params"]), pause_requested=bool(row["pause_requested"]),
     )
@@ -75,7 +82,7 @@ def _step_record(row: Mapping[str, Any]) -> StepRecord:
 def _event_record(row: Mapping[str, Any]) -> EventRecord:
     return EventRecord(
         id=row["event_id"] if row["event_id"] is not None else str(row["id"]), type=row["type"],
-        payload=decode(row["payload"]), created_at=to_datetime(row["created_at"]),
+        payload=decode(row["payload"]), created_at=_when(row["created_at"]),
         consumed_by=row["consumed_by_step_key"],
     )
 

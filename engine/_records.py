@@ -150,12 +150,16 @@ def _check_limit(_: object, __: object, value: int) -> None:
         raise ValueError(f"invalid retry limit {value!r}: expected an int >= 0")
 
 
+def _retry_delay(value: object) -> float:
+    return parse_duration(value, what="retry delay")
+
+
 @attrs.frozen
 class Retries:
     """Retry policy: `limit` retries after the first attempt, `delay` before the first retry, `backoff`."""
 
     limit: int = attrs.field(validator=_check_limit)
-    delay: float = attrs.field(converter=lambda v: parse_duration(v, what="retry delay"))
+    delay: float = attrs.field(converter=_retry_delay)
     backoff: str = attrs.field(default="exponential", validator=_check_backoff)
 
     @property
@@ -169,7 +173,7 @@ class Retries:
             return self.delay
         if self.backoff == "linear":
             return self.delay * attempt
-        return self.delay * 2 ** (attempt - 1)
+        return float(self.delay * 2 ** (attempt - 1))
 
 
 DEFAULT_RETRIES = Retries(limit=5, delay=10.0, backoff="exponential")

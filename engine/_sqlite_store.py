@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from . import _sqlite_txn as txn
 from ._runtime import Runtime
 from ._schema import migrate
-from ._store import Claim, DueTask, LoadedRun, StepWrite, Suspension, WaitOutcome
+from ._store import Claim, DueTask, LeaseLost, LoadedRun, StepWrite, Suspension, WaitOutcome
 
 T = TypeVar("T")
 
@@ -171,7 +171,7 @@ class SqliteStore:
     async def renew_lease(self, claim: Claim, lease: float) -> bool:
         try:
             await self.fenced(txn.fence_txn, claim, lease=lease)
-        except txn.LeaseLost:
+        except LeaseLost:
             return False
         return True
 

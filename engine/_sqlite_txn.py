@@ -24,7 +24,7 @@ _INSTANCE_COLUMNS = (
 
 
 def _instance(conn: sqlite3.Connection, workflow: str, instance_id: str) -> sqlite3.Row:
-    row = conn.execute(
+    row: sqlite3.Row | None = conn.execute(
         f"SELECT {_INSTANCE_COLUMNS} FROM workflow_instance WHERE workflow_name = ? AND instance_id = ?",
         (workflow, instance_id),
     ).fetchone()
@@ -109,12 +109,13 @@ def history_txn(
 
 
 def _waiting_for(conn: sqlite3.Connection, workflow: str, instance_id: str, run_number: int) -> sqlite3.Row | None:
-    return conn.execute(
+    row: sqlite3.Row | None = conn.execute(
         "SELECT step_key, wait_event_type, wait_match, wake_at FROM workflow_step "
         "WHERE workflow_name = ? AND instance_id = ? AND run_number = ? AND status = 'waiting' "
         "AND type = 'wait_for_event'",
         (workflow, instance_id, run_number),
     ).fetchone()
+    return row
 
 
 def send_event_txn(
@@ -411,6 +412,7 @@ def _first_event(
     conn: sqlite3.Connection, claim: Claim, type: str, match: dict[str, Any] | None, deadline: float
 ) -> sqlite3.Row | None:
     # Same-type events are consumed in send order; one created after the deadline never counts (property 5).
+    row: sqlite3.Row
     for row in conn.execute(
         "SELECT id, type, payload, created_at FROM workflow_event WHERE workflow_name = ? AND instance_id = ? "
         "AND type = ? AND consumed_run IS NULL AND created_at <= ? ORDER BY id",
