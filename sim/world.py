@@ -164,6 +164,7 @@ class World:
         self.stores: dict[str, SimStore] = {}
         self.incarnation: dict[str, int] = {}
         self.crashes = 0
+        self.stalled: dict[str, float] = {}
         for i in range(profile.runners):
             self._start_runner(f"r{i + 1}")
 
@@ -281,12 +282,35 @@ class World:
             self.scheduler_runtime(name).offset = offset
         elif c.flip("fault", f.lifecycle):
             self._lifecycle()
+        elif alive and c.flip("fault", f.stall):
+            name = alive[c.choose("fault", len(alive))]
+            until = self.clock.now() + self.profile.lease * 1.5
+            self.stalled[name] = until
+            self.fault("stall", name, until=until)
         else:
-            moved = self.scheduler.step(self.picker)
+            moved = self.scheduler.step(self._pick)
             if moved is None:
                 return bool(self.ops or down)
             self.record(moved.process, "move", label=moved.label)
         return True
+
+    def _pick(self, waiters: Sequence[Waiter]) -> int:
+        """Scheduler pick honouring stalls: a stalled runner does not move until its stall ends, and when
+        only stalled runners could move, time passes until the first stall ends (its lease has expired)."""
+        if self.stalled:
+            now = self.clock.now()
+            self.stalled = {n: u for n, u in self.stalled.items() if u > now}
+            free = [i for i, w in enumerate(waiters) if w.process not in self.stalled]
+            while not free:
+                name, until = min(self.stalled.items(), key=lambda item: (item[1], item[0]))
+                self.clock.jump(max(until, self.clock.now()))
+                del self.stalled[name]
+                free = [i for i, w in enumerate(waiters) if w.process not in self.stalled]
+            if len(free) < len(waiters):
+                sub = [waiters[i] for i in free]
+                index = self.picker(sub) if self.picker else self.choices.choose("sched", len(sub))
+                return free[index]
+        return self.picker(waiters) if self.picker else self.choices.choose("sched", len(waiters))
 
     def scheduler_runtime(self, name: str) -> SimRuntime:
         runtime = self.stores[name].runtime

@@ -47,7 +47,7 @@ def test_faults_of_every_kind_fire_in_the_default_profile(tmp_path: Path) -> Non
     """The default profile actually exercises every fault kind it declares."""
     summary = campaign(range(200), resolve_profile("default"), reports=tmp_path)
     for kind in ("crash", "clock_jump", "skew", "busy", "io_error", "commit_unknown", "step_raise",
-                 "duplicate_event", "late_event", "lifecycle"):
+                 "duplicate_event", "late_event", "lifecycle", "stall"):
         assert summary.faults.get(kind, 0) > 0, kind
 
 
