@@ -217,5 +217,9 @@ from sim.cli_scenarios import check, run  # noqa: E402
 
 main.add_command(run)
 main.add_command(check)
+from sim.cli_quality import quality  # noqa: E402
+
+main.add_command(quality)
+
 if __name__ == "__main__":  # pragma: no cover - `python -m sim.cli`
     main()

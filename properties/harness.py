@@ -1,0 +1,483 @@
+"""The machine's harness: a small simulated cluster over the real engine, wired to the checker and the model.
+
+Two runner `Engine`s, each a simulated process (`SimRuntime`) with a `SimStore` over one shared in-memory
+SQLite database, a client `Engine` for instance management, one virtual clock, the safety `Checker`
+(DESIGN §6) and the reference `Model` (property 10). Runner transitions reach the checker and the model
+through the engines' tracer, synchronously, right after each transaction.
+
+The machine's workflows are the model's programs run through an adapter, so both sides execute the same
+workflow logic and any disagreement is about the engine's step semantics.
+
+Only rules move the clock: driving the scheduler never jumps it to the next timer (a sleeping runner wakes
+when a rule advances time), and scheduling decisions come from `choices` (Hypothesis data in the machine).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import sqlite3
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import Any
+
+from engine import (
+    Engine,
+    EngineError,
+    Retries,
+    SqliteStore,
+    StepFailed,
+    WaitForEventTimeout,
+    WorkflowDefinition,
+    WorkflowEvent,
+    WorkflowStep,
+    define_workflow,
+)
+from engine._schema import migrate
+from engine._sqlite_store import connect
+from properties import strategies as s
+from properties.checker import Checker
+from properties.model import PROGRAMS, Do, Failed, Model, Program, Request, Sleep, TimedOut
+from sim.choices import HypothesisChoices
+from sim.clock import VirtualClock
+from sim.faults import FaultConfig
+from sim.runtime import SimRuntime
+from sim.scheduler import Scheduler, SimulationError, Waiter
+from sim.world import SimStore, run_now
+
+# When other runners are in flight, a tick lets one of them cut in after 1..CUT_IN-1 of its own moves
+# (0: never); the point is drawn from the data, so shrinking removes cut-ins the failure does not need.
+CUT_IN = 8
+MAX_MOVES = 400  # a tick that has not ended after this many scheduler moves is livelocked
+MAX_ROUNDS = 30  # settle gives up (and fails) after this many rounds that still processed work
+CALLBACK_TIMEOUT = "7 days"  # never reached: parked callbacks must not time out under clock jumps
+
+
+# --- the machine's workflows on the engine --------------------------------------------------------------
+
+
+def engine_workflows(park: Callable[[], Coroutine[Any, Any, None]]) -> list[WorkflowDefinition]:
+    """The model's programs as engine workflows; `park` is awaited inside callbacks of `Do(park=True)`."""
+    return [define_workflow(name, _adapter(program, park)) for name, program in sorted(PROGRAMS.items())]
+
+
+def _adapter(program: Program, park: Callable[[], Coroutine[Any, Any, None]]) -> Any:
+    async def run(event: WorkflowEvent, step: WorkflowStep) -> Any:
+        gen = program(event.payload)
+        send: Any = None
+        thrown: BaseException | None = None
+        original: BaseException | None = None
+        while True:
+            try:
+                request = gen.throw(thrown) if thrown is not None else gen.send(send)
+            except StopIteration as stop:
+                return stop.value
+            except (Failed, TimedOut) as escaped:
+                if escaped is thrown and original is not None:
+                    raise original from None  # uncaught: the engine records the original error
+                raise
+            send, thrown, original = None, None, None
+            try:
+                send = await _perform(step, request, park)
+            except StepFailed as exc:
+                thrown, original = Failed(exc.error_name, exc.message, exc.attempts), exc
+            except WaitForEventTimeout as exc:
+                thrown, original = TimedOut(str(exc)), exc
+
+    return run
+
+
+async def _perform(step: WorkflowStep, request: Request, park: Callable[[], Coroutine[Any, Any, None]]) -> Any:
+    if isinstance(request, Do):
+        return await step.do(request.name, _callback(request, park), timeout=CALLBACK_TIMEOUT,
+                             retries=Retries(limit=request.limit, delay=request.delay, backoff=request.backoff))
+    if isinstance(request, Sleep):
+        await step.sleep(request.name, request.seconds)
+        return None
+    received = await step.wait_for_event(request.name, type=request.event_type, timeout=request.timeout)
+    return received.payload
+
+
+def _callback(request: Do, park: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[Any], Any]:
+    def attempt(ctx: Any) -> Any:
+        ok, value = request.outcome(ctx.attempt)
+        if not ok:
+            raise RuntimeError(value)
+        return value
+
+    if not request.park:
+        return attempt
+
+    async def parked(ctx: Any) -> Any:
+        await park()  # a yield point inside the callback: other runners, crashes and clock moves fit here
+        return attempt(ctx)
+
+    return parked
+
+
+# --- the harness ----------------------------------------------------------------------------------------
+
+@functools.cache
+def _schema() -> sqlite3.Connection:
+    """A migrated, empty database to copy each example's from: a memo of a constant, made on first use.
+
+    Copying it with the backup API takes ~65 us; migrating a fresh database ~650 us, per example.
+    """
+    conn = connect(":memory:")
+    migrate(conn)
+    return conn
+
+
+class _ClientRuntime:
+    """The client's runtime: the global clock; it never waits."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.random = random.Random(0)
+        self._clock = clock
+
+    def now(self) -> float:
+        return self._clock.now()
+
+    def new_id(self) -> str:  # pragma: no cover - the machine always passes ids
+        raise SimulationError("the machine names every instance")
+
+    async def sleep(self, seconds: float) -> None:  # pragma: no cover - the client never waits
+        raise SimulationError("the simulated client must not wait")
+
+
+def _decode(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class Harness:
+    """Runners, client, clock, checker and model over one database; what `SimStore` calls its world."""
+
+    def __init__(self, *, runners: Iterable[str] = s.RUNNERS, lease: float = s.LEASE, max_tasks: int = 2) -> None:
+        self.clock = VirtualClock()
+        self.choices = HypothesisChoices(data=None)  # type: ignore[arg-type]  # each rule hands in its data
+        self.scheduler = Scheduler(self.choices, self.clock)
+        self.conn = connect(":memory:")
+        _schema().backup(self.conn)  # a copy of a migrated database: 10x cheaper than migrating each example
+        self.faults = FaultConfig.none()  # every fault is a rule here; flips with p=0 draw nothing
+        self.checker = Checker(self.conn)
+        self.model = Model()
+        self.problems: list[str] = []
+        self.fault_counts: dict[str, int] = {}
+        self.lease = lease
+        self.max_tasks = max_tasks
+        self.workflows = engine_workflows(self._park)
+        client_runtime = _ClientRuntime(self.clock)
+        self.client = Engine(store=SqliteStore(":memory:", runtime=client_runtime, connection=self.conn,
+                                               clock=self.clock.now, migrate_schema=False),
+                             workflows=self.workflows, runtime=client_runtime, runner_id="client")
+        self.stores: dict[str, SimStore] = {}
+        self.engines: dict[str, Engine] = {}
+        self.incarnation: dict[str, int] = {}
+        self.task_runs: dict[int, int] = {}  # task id -> run number, from claims (hand-backs omit the run)
+        self._reaped: set[int] = set()
+        self._checked_at = -1  # conn.total_changes when the tables were last checked and observed
+        self._observed: dict[str, Any] = {}
+        for name in runners:
+            self.start_runner(name)
+
+    def close(self) -> None:
+        self.scheduler.close()
+        self.conn.close()
+
+    # -- what SimStore needs from a world -----------------------------------------------------------------
+
+    def fault(self, kind: str, runner: str, **detail: Any) -> None:  # pragma: no cover - faults are off
+        self.fault_counts[kind] = self.fault_counts.get(kind, 0) + 1
+
+    # -- runners --------------------------------------------------------------------------------------
+
+    def start_runner(self, name: str) -> None:
+        n = self.incarnation.get(name, 0) + 1
+        self.incarnation[name] = n
+        owner = name if n == 1 else f"{name}.{n}"
+        runtime = SimRuntime(self.scheduler, name, seed=0)
+        store = SimStore(self, runtime, owner)  # type: ignore[arg-type]  # duck-typed world
+        self.stores[name] = store
+        self.engines[name] = Engine(store=store, workflows=self.workflows, runtime=runtime, runner_id=owner,
+                                    lease=self.lease, tracer=functools.partial(self._on_engine, owner))
+
+    def alive(self, name: str) -> bool:
+        return self.stores[name].alive
+
+    def crash(self, name: str) -> None:
+        """Stop the runner where it is; a crashed process writes nothing more."""
+        store = self.stores[name]
+
+        def kill() -> None:
+            store.alive = False
+
+        if self.scheduler.is_alive(name):
+            self.scheduler.crash(name, on_crash=kill)
+        else:
+            kill()
+        self.checker.disrupted = True  # a callback cut short may legitimately run again (property 1)
+
+    async def _park(self) -> None:
+        await self.scheduler.park("callback")
+
+    def _runnable(self) -> bool:
+        now = self.clock.now()
+        return any(w.due is None or w.due <= now for w in self.scheduler.waiters())
+
+    def _start_tick(self, name: str) -> None:
+        if self.alive(name) and not self.scheduler.is_alive(name):
+            self.scheduler.spawn(name, self.engines[name].tick(self.max_tasks))
+
+    def _drive(self, done: Callable[[], bool], pick: Callable[[Sequence[Waiter]], int]) -> None:
+        """Scheduler moves (`pick` chooses each) until `done()`; never jumps the clock (only rules move it)."""
+        self.scheduler.run_until_quiescent()
+        moves = 0
+        while not done() and moves < MAX_MOVES and self._runnable():
+            self.scheduler.step(pick=pick)
+            moves += 1
+        if not done() and moves >= MAX_MOVES:
+            self.problems.append(f"ticks did not end within {MAX_MOVES} scheduler moves (livelock?)")
+        for name, exc in sorted(self.scheduler.failures().items()):
+            if id(exc) not in self._reaped:
+                self._reaped.add(id(exc))
+                self.problems.append(f"runner {name} died with {type(exc).__name__}: {exc}")
+
+    def tick(self, name: str, stop_at: str | None) -> None:
+        """Start a tick on `name` (if idle) and move it until the tick ends, or until it has moved and is
+        parked at checkpoint `stop_at` (e.g. "finish": its run is done but not yet committed).
+
+        Two decisions come from the data, each shrinking towards "nothing happens": whether another
+        runner holding a lease has stalled past it for this tick (a two-way choice, not
+        `HypothesisChoices.flip`: Hypothesis draws its 16-bit integers small, so a flip with p=0.5
+        comes up True only a few percent of the time), and (when other runners are in
+        flight) after how many moves of this runner one of them cuts in for one move. One cut-in per
+        tick, not a coin per move: a few choices per tick keep shrinking short (Hypothesis stops after
+        500 successful shrinks), and sequences of ticks compose longer interleavings.
+        """
+        if not self.alive(name):
+            return
+        for other in sorted(self.stores):
+            # A GC pause or a slow disk: its lease lapses, so this runner may take its task over (P3).
+            if other != name and self._holds(other) and self.choices.choose(f"stall {other}", 2):
+                self.expire_lease(other)
+        self._start_tick(name)
+        self.scheduler.run_until_quiescent()
+        others_in_flight = any(w.process != name for w in self.scheduler.waiters())
+        # 0: no cut-in; k: another runner moves once, after k moves of this one.
+        cut_in = [self.choices.choose("cut in after", CUT_IN) if others_in_flight else 0]
+        own_moves = [0]
+
+        def pick(waiters: Sequence[Waiter]) -> int:
+            mine = [i for i, w in enumerate(waiters) if w.process == name]
+            others = [i for i, w in enumerate(waiters) if w.process != name]
+            if others and (not mine or own_moves[0] == cut_in[0]):
+                cut_in[0] = 0
+                return others[self.choices.choose("sched", len(others))]
+            own_moves[0] += 1
+            return mine[self.choices.choose("sched", len(mine))]
+
+        def done() -> bool:
+            if not self.scheduler.is_alive(name):
+                return True
+            return own_moves[0] > 0 and stop_at is not None and any(
+                w.process == name and w.label == stop_at for w in self.scheduler.waiters())
+
+        self._drive(done, pick)
+
+    def settle(self) -> None:
+        """Tick every live runner until a round processes nothing; then the model says what is still owed.
+
+        Moves are taken in parking order without drawing: `settle` only quiesces the cluster (interleavings
+        are explored by `tick`), and draws here would cost more Hypothesis choices than all other rules.
+        """
+        live = [n for n in sorted(self.stores) if self.alive(n)]
+        if not live:
+            return
+
+        def idle() -> bool:
+            return not any(self.scheduler.is_alive(n) for n in live)
+
+        # Finish ticks already in flight first: what they found may predate the last client operation.
+        self._drive(idle, _first)
+        for _ in range(MAX_ROUNDS):
+            for name in live:
+                self._start_tick(name)
+            self._drive(idle, _first)
+            if self.problems:
+                return
+            if not any(self.scheduler.result(n) for n in live if self.scheduler.is_done(n)):
+                break
+        else:
+            self.problems.append(f"runners still found work after {MAX_ROUNDS} rounds")
+            return
+        now = self.clock.now()
+        held = {r[0] for r in self.conn.execute(
+            "SELECT instance_id FROM workflow_task WHERE status = 'processing' AND locked_until >= ?", (now,))}
+        for iid in self.model.instances:
+            why = None if iid in held else self.model.due(iid, now)
+            if why is not None:
+                self.problems.append(f"runners are idle at {now} but {iid} is owed progress: {why}")
+        self.checker.at_end()  # property 1's exactness, unless a crash or lease loss happened
+
+    def _holds(self, name: str) -> bool:
+        return self.conn.execute(
+            "SELECT 1 FROM workflow_task WHERE status = 'processing' AND locked_until >= ? "
+            "AND (lock_owner = ? OR lock_owner LIKE ?)", (self.clock.now(), name, f"{name}.%")).fetchone() is not None
+
+    def live_leases(self) -> int:
+        """Tasks some runner holds with a lease that has not run out."""
+        return int(self.conn.execute("SELECT COUNT(*) FROM workflow_task WHERE status = 'processing' "
+                                     "AND locked_until >= ?", (self.clock.now(),)).fetchone()[0])
+
+    def expire_lease(self, name: str) -> None:
+        """The runner stalled past its lease (a GC pause, a slow disk): its leases lapse, the clock stays."""
+        now = self.clock.now()
+        self.conn.execute(
+            "UPDATE workflow_task SET locked_until = ? WHERE status = 'processing' AND locked_until >= ? "
+            "AND (lock_owner = ? OR lock_owner LIKE ?)", (now - 1.0, now, name, f"{name}.%"))
+        self.checker.resync_leases()
+
+    # -- the tracer: runner transitions reach the checker and the model ------------------------------------
+
+    def _on_engine(self, owner: str, action: str, d: dict[str, Any]) -> None:
+        t = self.clock.now()
+        self.checker.on_record(t, owner, action, d)
+        m = self.model
+        if action == "claim":
+            self.task_runs[d["task"]] = d["run"]
+            m.on_claim(d["instance"], d["run"], t)
+        elif action == "step_call":
+            m.on_call(d["instance"], d["run"], d["key"], d["attempt"], t)
+        elif action == "commit":
+            m.on_commit(d["instance"], d["run"], d["key"], self._step_row(d["instance"], d["run"], d["key"]),
+                        d.get("event"), d.get("suspend") is not None, bool(d.get("paused")), t)
+        elif action == "suspend":
+            m.on_suspend(d["instance"], self.task_runs.get(d["task"], -1), bool(d.get("paused")), t)
+        elif action == "finish":
+            row = self.conn.execute("SELECT output, error_name, error_message FROM workflow_instance "
+                                    "WHERE instance_id = ?", (d["instance"],)).fetchone()
+            error = None if row["error_name"] is None else (row["error_name"], row["error_message"])
+            m.on_finish(d["instance"], d["run"], d["status"], _decode(row["output"]), error, t)
+
+    def _step_row(self, instance: str, run: int, key: str) -> dict[str, Any]:
+        workflow = self.model.instances[instance].workflow if instance in self.model.instances else ""
+        row = self.conn.execute(
+            "SELECT type, status, attempts, result, error_name, next_retry_at, wake_at FROM workflow_step "
+            "WHERE workflow_name = ? AND instance_id = ? AND run_number = ? AND step_key = ?",
+            (workflow, instance, run, key)).fetchone()
+        if row is None:
+            return {"type": None, "status": None, "attempts": None, "result": None, "error_name": None,
+                    "next_retry_at": None, "wake_at": None}
+        out = dict(row)
+        out["result"] = _result(row["type"], row["result"])
+        return out
+
+    # -- client operations: the engine's outcome must be the model's ----------------------------------------
+
+    def _client(self, what: str, coro: Coroutine[Any, Any, Any], expected: Any,
+                returned: Callable[[Any], Any] = lambda _: "ok") -> None:
+        try:
+            got = returned(run_now(coro))
+        except EngineError as exc:
+            got = exc.code
+        if got != expected:
+            self.problems.append(f"{what}: the engine answered {got!r}, the model expects {expected!r}")
+
+    def create(self, workflow: str, iid: str, params: Any) -> str:
+        self.model.create(workflow, iid, params)
+        self._client(f"create {iid}", self.client.create(workflow, params, id=iid), iid, lambda r: r)
+        return iid
+
+    def create_batch(self, workflow: str, items: list[tuple[str, Any]]) -> list[str]:
+        created = [iid for iid, params in items if self.model.create(workflow, iid, params)]
+        self._client(f"create_batch {[i for i, _ in items]}",
+                     self.client.create_batch(workflow, [{"id": i, "params": p} for i, p in items]), created,
+                     lambda r: r)
+        return list(dict.fromkeys(iid for iid, _ in items))
+
+    def _workflow(self, iid: str) -> str:
+        return self.model.instances[iid].workflow
+
+    def send_event(self, iid: str, type: str, payload: Any, event_id: str | None) -> None:
+        outcome = self.model.send_event(iid, type, payload, event_id, self.clock.now())
+        expected = "ok" if outcome in ("sent", "duplicate") else outcome
+        self._client(f"send_event {type} to {iid}", self.client.send_event(
+            self._workflow(iid), iid, type=type, payload=payload, event_id=event_id), expected)
+
+    def pause(self, iid: str) -> None:
+        # Whether a runner holds a live lease is timing the model does not track; the store says.
+        in_flight = self.conn.execute(
+            "SELECT 1 FROM workflow_task WHERE instance_id = ? AND status = 'processing' AND locked_until >= ?",
+            (iid, self.clock.now())).fetchone() is not None
+        self._client(f"pause {iid}", self.client.pause(self._workflow(iid), iid), self.model.pause(iid, in_flight))
+
+    def resume(self, iid: str) -> None:
+        self._client(f"resume {iid}", self.client.resume(self._workflow(iid), iid), self.model.resume(iid))
+
+    def terminate(self, iid: str) -> None:
+        self._client(f"terminate {iid}", self.client.terminate(self._workflow(iid), iid), self.model.terminate(iid))
+
+    def restart(self, iid: str) -> None:
+        self._client(f"restart {iid}", self.client.restart(self._workflow(iid), iid), self.model.restart(iid),
+                     lambda r: r)
+
+    # -- checks after every rule ---------------------------------------------------------------------------
+
+    def observe(self) -> dict[str, Any]:
+        """The engine's state in the shape of `Model.snapshot()`, read straight from the store's tables."""
+        conn = self.conn
+        return {
+            "instances": {
+                r[0]: (r[1], r[2], r[3], _decode(r[4]), None if r[5] is None else (r[5], r[6]), bool(r[7]))
+                for r in conn.execute("SELECT instance_id, workflow_name, status, run_number, output, error_name, "
+                                      "error_message, pause_requested FROM workflow_instance")
+            },
+            "steps": {
+                (r[0], r[1], r[2]): (r[3], r[4], r[5], _result(r[3], r[6]), r[7])
+                for r in conn.execute("SELECT instance_id, run_number, step_key, type, status, attempts, result, "
+                                      "error_name FROM workflow_step")
+            },
+            "events": {
+                r[0]: (r[1], r[2], _decode(r[3]), None if r[4] is None else (r[4], r[5]))
+                for r in conn.execute("SELECT id, instance_id, type, payload, consumed_run, consumed_by_step_key "
+                                      "FROM workflow_event")
+            },
+        }
+
+    def check(self) -> list[str]:
+        """Every violated property and disagreement, empty when all is well."""
+        changes = self.conn.total_changes
+        if changes != self._checked_at:
+            # State invariants are functions of the tables: an unchanged database cannot break them anew.
+            self.checker.on_move()
+            self._observed = self.observe()
+            self._checked_at = changes
+        problems = [v.render() for v in self.checker.violations] + self.model.violations + self.problems
+        if self.scheduler.unhandled:
+            problems.append(f"unhandled errors in the simulated loop: {self.scheduler.unhandled[:3]}")
+        if not problems:
+            problems = _disagreements(self.model.snapshot(), self._observed)
+        return problems
+
+
+def _first(waiters: Sequence[Waiter]) -> int:
+    return 0
+
+
+def _result(type: str | None, text: str | None) -> Any:
+    value = _decode(text)
+    # A wait stores {"type", "payload", "timestamp"}; the model compares the payload.
+    return value["payload"] if type == "wait_for_event" and isinstance(value, dict) else value
+
+
+def _disagreements(model: dict[str, Any], engine: dict[str, Any]) -> list[str]:
+    out = []
+    for table, want in model.items():
+        got = engine[table]
+        for key in sorted(set(want) | set(got), key=repr):
+            if want.get(key) != got.get(key):
+                out.append(f"property 10 ({table}) {key}: engine {got.get(key)!r}, model {want.get(key)!r}")
+    return out[:8]
+
+
+__all__ = ["Harness", "engine_workflows"]

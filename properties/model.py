@@ -1,0 +1,477 @@
+"""A reference model of the engine's semantics (DESIGN §2), in plain Python: property 10's oracle.
+
+No SQLite, no asyncio, no tasks or leases: only what a user of the engine can observe. Instances have a
+status, a run number, an output or error, and per run a journal of steps (status, attempts, result, retry
+and wake times); every instance has a buffer of events in send order, each consumed at most once.
+
+The model runs in lock step with the engine. Client operations (create, send_event, pause, ...) are applied
+to both, and the model predicts their outcome. Runner transitions (claim, step call, step commit, hand-back,
+finish) happen in whatever order the scheduler chose, so the model does not predict *when* they happen; it
+is told each one right after its transaction committed and decides whether that transition was allowed and
+what the journal must look like after it. Agreement is then exact at every point, and at quiet points
+(`due`) the model also says which instances the engine still owes progress.
+
+The workflows are small generator *programs* yielding Do / Sleep / Wait requests. The machine runs the same
+programs on the engine through an adapter, so the model checks the engine's step semantics, not workflow
+logic. Two timing facts are taken from the engine, each checked against the range the model allows: the
+wake time a sleep or wait records on its first execution (computed at some instant between the claim and
+the commit), and whether a runner holds a live lease when `pause` is called (leases are not modelled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+import attrs
+
+TERMINAL = ("complete", "errored", "terminated")
+EPS = 1e-6  # float slack for times computed as `now + seconds` on both sides
+
+
+# --- programs ---------------------------------------------------------------------------------------------
+
+
+class Failed(Exception):
+    """Thrown into a program when a Do step failed for good (the engine's StepFailed)."""
+
+    def __init__(self, error_name: str, message: str, attempts: int) -> None:
+        super().__init__(message)
+        self.error_name = error_name
+        self.message = message
+        self.attempts = attempts
+
+
+class TimedOut(Exception):
+    """Thrown into a program when a Wait reached its deadline (the engine's WaitForEventTimeout)."""
+
+
+@attrs.frozen
+class Do:
+    """`step.do(name, ...)` whose callback fails its first `fail` attempts; Retries(limit, delay, backoff)."""
+
+    name: str
+    fail: int = 0
+    limit: int = 2
+    delay: float = 5.0
+    backoff: str = "constant"
+    park: bool = False  # engine side only: the callback is async and yields to the scheduler once
+    type = "do"
+
+    def outcome(self, attempt: int) -> tuple[bool, Any]:
+        """(True, result) or (False, error message) for attempt `attempt` (1-based)."""
+        if attempt <= self.fail:
+            return False, f"{self.name} failed attempt {attempt}"
+        return True, [self.name, attempt]
+
+    def delay_after(self, attempt: int) -> float:
+        """DESIGN §2: constant d, linear d*n, exponential d*2**(n-1)."""
+        if self.backoff == "linear":
+            return self.delay * attempt
+        if self.backoff == "exponential":
+            return self.delay * 2.0 ** (attempt - 1)
+        return self.delay
+
+
+@attrs.frozen
+class Sleep:
+    name: str
+    seconds: float
+    type = "sleep"
+
+
+@attrs.frozen
+class Wait:
+    name: str
+    event_type: str
+    timeout: float
+    type = "wait_for_event"
+
+
+Request = Do | Sleep | Wait
+Program = Callable[[Any], Generator[Request, Any, Any]]
+
+
+def steps_program(params: Any) -> Generator[Request, Any, Any]:
+    """k steps with one repeated name (keys do:s, do:s#2, ...), optionally parking inside the callback."""
+    out = []
+    for _ in range(params["k"]):
+        out.append((yield Do("s", park=params.get("park", False))))
+    return out
+
+
+def wait_program(params: Any) -> Generator[Request, Any, Any]:
+    """One or two waits for the same event type; a timeout is caught and recorded."""
+    got: list[Any] = []
+    for _ in range(params["waits"]):
+        try:
+            got.append((yield Wait("w", "go", params["timeout"])))
+        except TimedOut:
+            got.append("timeout")
+    return got
+
+
+def sleep_program(params: Any) -> Generator[Request, Any, Any]:
+    """A durable sleep, then one step."""
+    yield Sleep("nap", params["seconds"])
+    return (yield Do("after"))
+
+
+def retry_program(params: Any) -> Generator[Request, Any, Any]:
+    """A step failing `fail` times under Retries(limit=2, delay=5 s); its final failure caught or not."""
+    try:
+        return (yield Do("charge", fail=params["fail"], backoff=params["backoff"]))
+    except Failed as failed:
+        if not params["catch"]:
+            raise
+        return {"failed": failed.attempts}
+
+
+PROGRAMS: dict[str, Program] = {
+    "m-steps": steps_program,
+    "m-wait": wait_program,
+    "m-sleep": sleep_program,
+    "m-retry": retry_program,
+}
+
+
+# --- state ------------------------------------------------------------------------------------------------
+
+
+@attrs.define
+class StepState:
+    """One journal row: `status` is waiting, completed or errored; `result` a Do value or a Wait payload."""
+
+    type: str
+    status: str
+    attempts: int = 0
+    result: Any = None
+    error: str | None = None
+    wake_at: float | None = None
+    next_retry_at: float | None = None
+
+
+@attrs.define
+class EventState:
+    id: int
+    workflow: str
+    instance: str
+    type: str
+    payload: Any
+    event_id: str | None
+    created_at: float
+    consumed: tuple[int, str] | None = None  # (run, step key)
+
+
+@attrs.define
+class InstanceState:
+    workflow: str
+    instance_id: str
+    params: Any
+    status: str = "queued"
+    run: int = 1
+    output: Any = None
+    error: tuple[str, str] | None = None
+    pause_requested: bool = False
+    steps: dict[tuple[int, str], StepState] = attrs.Factory(dict)  # every run's journal, keyed (run, key)
+    claimed_at: float = 0.0  # when the current run was last claimed: lower bound of a runner's `now`
+
+
+@attrs.frozen
+class Pending:
+    """Where a replay of the current run stops: at `key` (a request not yet finished) or at the end."""
+
+    key: str | None = None
+    request: Request | None = None
+    step: StepState | None = None
+    output: Any = None
+    error: tuple[str, str] | None = None
+
+
+class Model:
+    """Instances and events as the engine's users see them; `violations` lists every disagreement."""
+
+    def __init__(self) -> None:
+        self.instances: dict[str, InstanceState] = {}  # instance ids are unique across workflows here
+        self.events: list[EventState] = []
+        self.violations: list[str] = []
+
+    def _fail(self, message: str) -> None:
+        self.violations.append(message)
+
+    # -- client operations: each returns the outcome the engine must report --------------------------------
+
+    def create(self, workflow: str, instance_id: str, params: Any) -> bool:
+        """Create a queued instance; an existing id is left alone (idempotent). True if created."""
+        if instance_id in self.instances:
+            return False
+        self.instances[instance_id] = InstanceState(workflow, instance_id, params)
+        return True
+
+    def send_event(self, instance_id: str, type: str, payload: Any, event_id: str | None, now: float) -> str:
+        """'sent', 'duplicate' (same id, same instance: a no-op even once ended) or an error code."""
+        inst = self.instances[instance_id]
+        if event_id is not None:
+            for ev in self.events:
+                if ev.workflow == inst.workflow and ev.event_id == event_id:
+                    return "duplicate" if ev.instance == instance_id else "EVENT_ID_CONFLICT"
+        if inst.status in TERMINAL:
+            return "INSTANCE_TERMINAL"
+        self.events.append(EventState(len(self.events) + 1, inst.workflow, instance_id, type, payload, event_id,
+                                      now))
+        return "sent"
+
+    def pause(self, instance_id: str, in_flight: bool) -> str:
+        """Paused at once, or requested for the next step boundary while a runner holds the instance."""
+        inst = self.instances[instance_id]
+        if inst.status in TERMINAL:
+            return "INSTANCE_TERMINAL"
+        if inst.status != "paused":
+            if in_flight:
+                inst.pause_requested = True
+            else:
+                inst.status, inst.pause_requested = "paused", False
+        return "ok"
+
+    def resume(self, instance_id: str) -> str:
+        """Paused -> queued; a pending pause request is cancelled; anything else is a no-op."""
+        inst = self.instances[instance_id]
+        if inst.status in TERMINAL:
+            return "INSTANCE_TERMINAL"
+        if inst.status == "paused":
+            inst.status = "queued"
+        inst.pause_requested = False
+        return "ok"
+
+    def terminate(self, instance_id: str) -> str:
+        inst = self.instances[instance_id]
+        if inst.status in TERMINAL:
+            return "INSTANCE_TERMINAL"
+        inst.status, inst.pause_requested = "terminated", False
+        return "ok"
+
+    def restart(self, instance_id: str) -> int:
+        """A new run from any status; older runs' journals stay; unconsumed events stay buffered."""
+        inst = self.instances[instance_id]
+        inst.run += 1
+        inst.status, inst.output, inst.error, inst.pause_requested = "queued", None, None, False
+        return inst.run
+
+    # -- replay ------------------------------------------------------------------------------------------
+
+    def replay(self, inst: InstanceState) -> Pending:
+        """Run the program against the current run's journal, as the engine does on every resume."""
+        gen = PROGRAMS[inst.workflow](inst.params)
+        seen: dict[str, int] = {}
+        send: Any = None
+        throw: BaseException | None = None
+        while True:
+            try:
+                request = gen.throw(throw) if throw is not None else gen.send(send)
+            except StopIteration as stop:
+                return Pending(output=stop.value)
+            except Failed as failed:
+                return Pending(error=(failed.error_name, failed.message))
+            except TimedOut as timed_out:
+                return Pending(error=("WaitForEventTimeout", str(timed_out)))
+            base = f"{request.type}:{request.name}"
+            seen[base] = seen.get(base, 0) + 1
+            key = base if seen[base] == 1 else f"{base}#{seen[base]}"
+            step = inst.steps.get((inst.run, key))
+            send, throw = None, None
+            if step is None or step.status == "waiting":
+                return Pending(key=key, request=request, step=step)
+            if step.status == "completed":
+                send = step.result
+            elif isinstance(request, Do):
+                throw = Failed(step.error or "", request.outcome(step.attempts)[1], step.attempts)
+            elif isinstance(request, Wait):
+                throw = TimedOut(f"no {request.event_type!r} event before the deadline")
+            else:  # a sleep never errors
+                return Pending(key=key, request=request, step=step)
+
+    def acceptable_event(self, inst: InstanceState, type: str, deadline: float) -> EventState | None:
+        """The oldest unconsumed event of `type` created at or before the deadline (property 5)."""
+        for ev in self.events:
+            if ev.instance == inst.instance_id and ev.type == type and ev.consumed is None \
+                    and ev.created_at <= deadline:
+                return ev
+        return None
+
+    def due(self, instance_id: str, now: float) -> str | None:
+        """Why the engine owes this instance progress at `now` (it is not blocked on the future), or None."""
+        inst = self.instances[instance_id]
+        if inst.status in TERMINAL or inst.status == "paused":
+            return None
+        p = self.replay(inst)
+        if p.key is None:
+            return "its run can finish"
+        step, request = p.step, p.request
+        if step is None:
+            return f"{p.key} has not started"
+        if isinstance(request, Do) and step.next_retry_at is not None and step.next_retry_at <= now:
+            return f"{p.key}'s retry was due at {step.next_retry_at}"
+        if isinstance(request, Sleep) and step.wake_at is not None and step.wake_at <= now:
+            return f"{p.key} was due to wake at {step.wake_at}"
+        if isinstance(request, Wait) and step.wake_at is not None:
+            if now >= step.wake_at:
+                return f"{p.key} timed out at {step.wake_at}"
+            ev = self.acceptable_event(inst, request.event_type, step.wake_at)
+            if ev is not None:
+                return f"{p.key} can consume event {ev.id}"
+        return None
+
+    # -- runner transitions (told after they committed) ---------------------------------------------------
+
+    def _live(self, instance_id: str, run: int, what: str) -> InstanceState | None:
+        inst = self.instances.get(instance_id)
+        if inst is None:
+            self._fail(f"{what} for unknown instance {instance_id}")
+            return None
+        if run != inst.run:
+            self._fail(f"{what} into run {run} of {instance_id}, whose current run is {inst.run}")
+            return None
+        if inst.status in TERMINAL or inst.status == "paused":
+            self._fail(f"{what} while {instance_id} is {inst.status}")
+            return None
+        return inst
+
+    def on_claim(self, instance_id: str, run: int, t: float) -> None:
+        inst = self.instances.get(instance_id)
+        if inst is None or run != inst.run:
+            self._fail(f"claimed a task of run {run} of {instance_id}, which is not its current run")
+            return
+        if inst.status not in TERMINAL and inst.status != "paused":
+            inst.status, inst.claimed_at = "running", t
+
+    def on_call(self, instance_id: str, run: int, key: str, attempt: int, t: float) -> None:
+        """A step callback is about to run: it must be the pending Do, at the next attempt, not early."""
+        inst = self._live(instance_id, run, f"callback of {key}")
+        if inst is None:
+            return
+        p = self.replay(inst)
+        if p.key != key or not isinstance(p.request, Do):
+            self._fail(f"callback of {key} ran but {instance_id}'s pending step is {p.key}")
+            return
+        recorded = p.step.attempts if p.step is not None else 0
+        if attempt != recorded + 1:
+            self._fail(f"{key} of {instance_id} ran attempt {attempt} after {recorded} recorded attempts")
+        if p.step is not None and p.step.next_retry_at is not None and t < p.step.next_retry_at - EPS:
+            self._fail(f"{key} of {instance_id} retried at {t}, before its retry time {p.step.next_retry_at}")
+
+    def on_commit(self, instance_id: str, run: int, key: str, row: dict[str, Any], event: int | None,
+                  handed_back: bool, paused: bool, t: float) -> None:
+        """A step row was committed at `t`; `row` is the engine's row right after the transaction."""
+        inst = self._live(instance_id, run, f"commit of {key}")
+        if inst is None:
+            return
+        p = self.replay(inst)
+        if p.key != key:
+            self._fail(f"{instance_id} committed {key} but its pending step is {p.key or 'none (run is done)'}")
+            return
+        expected, consumed = self._next_state(inst, p, row, t)
+        if expected is None:
+            return
+        got = (row["status"], row["attempts"], row["result"], row["error_name"], row["next_retry_at"])
+        want = (expected.status, expected.attempts, expected.result, expected.error, expected.next_retry_at)
+        if got != want:
+            self._fail(f"{key} of {instance_id} committed (status, attempts, result, error, retry_at) = {got}, "
+                       f"the model expects {want}")
+        if event != (consumed.id if consumed else None):
+            self._fail(f"{key} of {instance_id} consumed event {event}, the model expects "
+                       f"{consumed.id if consumed else None}")
+        inst.steps[(run, key)] = expected
+        if consumed is not None:
+            consumed.consumed = (run, key)
+        if handed_back != (expected.status == "waiting"):
+            self._fail(f"{key} of {instance_id} is {expected.status} but the task was "
+                       f"{'handed back' if handed_back else 'kept'}")
+        self._boundary(inst, paused, "waiting" if handed_back else "running")
+
+    def _next_state(self, inst: InstanceState, p: Pending, row: dict[str, Any],
+                    t: float) -> tuple[StepState | None, EventState | None]:
+        request, prev = p.request, p.step
+        if isinstance(request, Do):
+            attempt = (prev.attempts if prev else 0) + 1
+            ok, value = request.outcome(attempt)
+            if ok:
+                return StepState("do", "completed", attempt, result=value), None
+            if attempt >= request.limit + 1:
+                return StepState("do", "errored", attempt, error="RuntimeError"), None
+            return StepState("do", "waiting", attempt, error="RuntimeError",
+                             next_retry_at=t + request.delay_after(attempt)), None
+        assert isinstance(request, (Sleep, Wait))
+        span = request.seconds if isinstance(request, Sleep) else request.timeout
+        if prev is None:
+            # The runner read its clock somewhere between the claim and this commit.
+            wake = row["wake_at"]
+            if wake is None or not inst.claimed_at + span - EPS <= wake <= t + span + EPS:
+                self._fail(f"{p.key} of {inst.instance_id} recorded wake time {wake}, outside "
+                           f"[{inst.claimed_at + span}, {t + span}]")
+                return None, None
+        else:
+            wake = prev.wake_at
+            assert wake is not None
+        if isinstance(request, Sleep):
+            if prev is None:
+                return StepState("sleep", "waiting", wake_at=wake), None
+            if wake > t + EPS:
+                self._fail(f"{p.key} of {inst.instance_id} completed at {t}, before its wake time {wake}")
+            return StepState("sleep", "completed", wake_at=wake), None
+        ev = self.acceptable_event(inst, request.event_type, wake)
+        if ev is not None:
+            return StepState("wait_for_event", "completed", result=ev.payload, wake_at=wake), ev
+        if t >= wake:
+            return StepState("wait_for_event", "errored", error="WaitForEventTimeout", wake_at=wake), None
+        return StepState("wait_for_event", "waiting", wake_at=wake), None
+
+    def on_suspend(self, instance_id: str, run: int, paused: bool, t: float) -> None:
+        """The runner handed the task back without a step write: its pending step was not due yet."""
+        inst = self._live(instance_id, run, "hand-back")
+        if inst is None:
+            return
+        p = self.replay(inst)
+        step = p.step
+        due_at = None if step is None else (step.next_retry_at if isinstance(p.request, Do) else step.wake_at)
+        if step is None or not isinstance(p.request, (Do, Sleep)) or due_at is None or due_at <= inst.claimed_at:
+            self._fail(f"{instance_id} was handed back at {t} though {p.key or 'its end'} was due")
+        self._boundary(inst, paused, "waiting")
+
+    def _boundary(self, inst: InstanceState, paused: bool, status: str) -> None:
+        """A step boundary: a requested pause takes effect here, and only a requested one."""
+        if paused != inst.pause_requested:
+            self._fail(f"{inst.instance_id} {'paused' if paused else 'did not pause'} at a step boundary, "
+                       f"pause requested: {inst.pause_requested}")
+        if paused:
+            inst.status, inst.pause_requested = "paused", False
+        else:
+            inst.status = status
+
+    def on_finish(self, instance_id: str, run: int, status: str, output: Any, error: tuple[str, str] | None,
+                  t: float) -> None:
+        """The run ended: its program must be at its end, with this output or uncaught error."""
+        inst = self._live(instance_id, run, f"finish ({status})")
+        if inst is None:
+            return
+        p = self.replay(inst)
+        if p.key is not None:
+            self._fail(f"{instance_id} finished {status} at {t} but {p.key} is still pending")
+            return
+        want = ("errored", None, p.error) if p.error is not None else ("complete", p.output, None)
+        if (status, output, error) != want:
+            self._fail(f"{instance_id} finished with (status, output, error) = {(status, output, error)}, "
+                       f"the model expects {want}")
+        inst.status, inst.output, inst.error = want
+        inst.pause_requested = False
+
+    # -- what agreement compares ---------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Statuses, outputs, errors, journals and consumed events, in the shape `Harness.observe` reads."""
+        return {
+            "instances": {i.instance_id: (i.workflow, i.status, i.run, i.output, i.error, i.pause_requested)
+                          for i in self.instances.values()},
+            "steps": {(i.instance_id, run, key): (s.type, s.status, s.attempts, s.result, s.error)
+                      for i in self.instances.values() for (run, key), s in i.steps.items()},
+            "events": {e.id: (e.instance, e.type, e.payload, e.consumed) for e in self.events},
+        }
