@@ -221,5 +221,9 @@ from sim.cli_quality import quality  # noqa: E402
 
 main.add_command(quality)
 
+from sim.cli_zoo import zoo  # noqa: E402
+
+main.add_command(zoo)
+
 if __name__ == "__main__":  # pragma: no cover - `python -m sim.cli`
     main()

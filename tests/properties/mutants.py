@@ -14,11 +14,7 @@ interleavings do not silently turn a catch into a miss.
 """
 
 from __future__ import annotations
-import __future__
 
-import inspect
-import textwrap
-import types
 from collections.abc import Callable
 from typing import Any
 
@@ -30,96 +26,22 @@ import engine._sqlite_store as store
 import engine._sqlite_txn as txn
 import engine._step as step
 from engine._store import Claim
-from sim.faults import FaultConfig
-from sim.workload import Op, Profile
-from sim.world import RunResult, World
 
-Edit = tuple[str, str] | tuple[str, str, int]
-
-
-def rewrite(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, *edits: Edit) -> None:
-    """Replace `owner.name` (a module function or a method) by its own source with `edits` applied.
-
-    An edit is (old, new) or (old, new, n): `old` must occur exactly once (or n times) in the source.
-    """
-    original = getattr(owner, name)
-    if not isinstance(original, types.FunctionType) or original.__closure__:
-        raise TypeError(f"{name} must be a plain function without a closure to be rewritten")
-    source = textwrap.dedent(inspect.getsource(original))
-    for old, new, *times in edits:
-        expected = times[0] if times else 1
-        if source.count(old) != expected:
-            raise AssertionError(f"mutant edit for {original.__qualname__} must match {expected} time(s), "
-                                 f"found {source.count(old)}: {old!r}")
-        source = source.replace(old, new)
-    # Engine modules use postponed annotations; compile the same way so annotations stay unevaluated.
-    module_code = compile(source, f"<mutant of {original.__qualname__}>", "exec",
-                          flags=__future__.annotations.compiler_flag, dont_inherit=True)
-    code = next(c for c in module_code.co_consts if isinstance(c, types.CodeType) and c.co_name == name)
-    # The module's live globals, not a copy: a mutant still sees every other (patched) engine function.
-    mutant = types.FunctionType(code, original.__globals__, name, original.__defaults__)
-    mutant.__kwdefaults__ = original.__kwdefaults__
-    mutant.__qualname__ = original.__qualname__
-    mutant.__doc__ = original.__doc__
-    monkeypatch.setattr(owner, name, mutant)
-
-
-# --- settings that make each kind of bug reachable -----------------------------------------------------
-
-
-def _profile(name: str, **faults: Any) -> Profile:
-    return Profile(name=f"mutant-{name}", instances=4, faults=FaultConfig(**faults))
-
-
-def _naps() -> list[Op]:
-    """Short durable sleeps, each instance paused and resumed mid-nap (a resume replays the sleep early)."""
-    ops = [Op(kind="create", workflow="sleepy-workflow", instance_id=f"n{i}", params={"naps": 3, "nap": "1 min"})
-           for i in range(3)]
-    for _ in range(3):
-        for i in range(3):
-            ops += [Op(kind="pause", workflow="sleepy-workflow", instance_id=f"n{i}"),
-                    Op(kind="resume", workflow="sleepy-workflow", instance_id=f"n{i}")]
-    return ops
-
-
-def _charges() -> list[Op]:
-    """Charges that fail 3 to 5 times against a limit of 3 retries: recovered on the last try or given up."""
-    return [Op(kind="create", workflow="charge-workflow", instance_id=f"c{n}",
-               params={"fail_times": n, "backoff": backoff, "amount": 10})
-            for n, backoff in ((3, "constant"), (4, "linear"), (5, "exponential"))]
-
-
-@attrs.frozen
-class Setting:
-    """A profile, and optionally a fixed workload that replaces the seed's generated one."""
-
-    profile: Profile
-    workload: Callable[[], list[Op]] | None = None
-
-    @property
-    def name(self) -> str:
-        """The profile's name, plus the fixed workload's if there is one."""
-        return self.profile.name + (f"+{self.workload.__name__.strip('_')}" if self.workload else "")
-
-    def run(self, seed: int) -> RunResult:
-        """One simulated seed in this setting, against whatever engine is patched in right now."""
-        world = World(seed, self.profile)
-        if self.workload is not None:
-            world.ops = self.workload()
-        return world.run()
-
-
-CALM = Setting(_profile("calm"))
-LIFECYCLE = Setting(_profile("lifecycle", lifecycle=0.1))
-CLOCK_JUMP = Setting(_profile("clock-jump", clock_jump=0.1, step_hang=0.2))
-LATE = Setting(_profile("late", late_event=0.5))
-DUPLICATES = Setting(_profile("duplicates", duplicate_event=1.0))
-NAPS = Setting(_profile("skew", skew=0.2), _naps)
-CHARGES = Setting(_profile("crash", crash=0.02), _charges)
-# Healthy runners, every event delivered, the liveness phase starting while instances still wait: nothing
-# should need its 1-hour event timeout, so a bound below it shows a wake-up that comes only at the deadline.
-PROMPT = Setting(attrs.evolve(_profile("prompt"), liveness_bound=1800.0, max_actions=100))
-
+# The edit-and-recompile machinery and the settings live with the bug zoo (sim/zoo_mutants.py), which
+# applies the same kind of mutants outside pytest; pytest's monkeypatch has the `setattr` they need.
+from sim.zoo_mutants import (
+    CALM,
+    CHARGES,
+    CLOCK_JUMP,
+    DUPLICATES,
+    LATE,
+    LIFECYCLE,
+    NAPS,
+    PROMPT,
+    Setting,
+    caught_by,
+    rewrite,
+)
 
 # --- the mutants ----------------------------------------------------------------------------------------
 
@@ -312,11 +234,6 @@ def control_seeds() -> dict[Setting, range]:
         known = widest.get(mutant.setting, range(0))
         widest[mutant.setting] = max(known, mutant.seeds, key=len)
     return widest
-
-
-def caught_by(result: RunResult, prop: str) -> bool:
-    """Whether `result` reports a violation of property `prop` (a prefix such as "P3")."""
-    return any(v.prop.split()[0] == prop for v in result.violations)
 
 
 __all__ = ["MUTANTS", "Mutant", "Setting", "caught_by", "control_seeds", "rewrite"]
