@@ -38,6 +38,7 @@ class ExploreConfig:
     max_crashes: int = 0
     max_lease_expiries: int = 0
     preemption_bound: int = 2
+    client_deferrals: int = 0  # times an idle client may let the next timer fire before acting
     max_depth: int = 400
     lease: float = 30.0
     poll: float = 60.0
@@ -47,7 +48,7 @@ CONFIGS: dict[str, ExploreConfig] = {
     "steps3": ExploreConfig(name="steps3", workload="steps3"),
     "steps3-faults": ExploreConfig(name="steps3-faults", workload="steps3", max_crashes=2, max_lease_expiries=1,
                                    max_depth=200),
-    "race-pause": ExploreConfig(name="race-pause", workload="race", max_depth=200, poll=120.0),
+    "race-pause": ExploreConfig(name="race-pause", workload="race", max_depth=200, poll=120.0, client_deferrals=2),
 }
 
 
@@ -108,6 +109,7 @@ class ExploreWorld(World):
         self.crashes_left = config.max_crashes
         self.expiries_left = config.max_lease_expiries
         self.preemptions_left = config.preemption_bound
+        self.deferrals_left = config.client_deferrals
         self.last: str | None = None
 
     def _choose_waiter(self, waiters: Sequence[Waiter]) -> Waiter:
@@ -132,7 +134,7 @@ class ExploreWorld(World):
         parked = sorted((w.process, w.label, None if w.due is None else round(w.due - now, 6))
                         for w in self.scheduler.waiters())
         extra = json.dumps([now, parked, self.alive_runners(), self.crashes_left, self.expiries_left,
-                            self.preemptions_left, self.last, [len(q) for q in self.queues]])
+                            self.preemptions_left, self.deferrals_left, self.last, [len(q) for q in self.queues]])
         return fingerprint(self.conn, extra)
 
     def _work_due(self) -> bool:
@@ -163,9 +165,18 @@ class ExploreWorld(World):
                     return True
         ops = [i for i, q in enumerate(self.queues) if q]
         if ops and quiet and not self._work_due():
-            # Nothing to do but idle polls: delaying the client further only shifts time, so it acts now.
-            self._client(self.queues[ops[self.choices.choose("input", len(ops))]].pop(0))
-            return True
+            # Nothing to do but idle polls: delaying the client only matters if a timer fires first, so the
+            # client either acts now or, within a bounded number of deferrals, lets the next timer fire.
+            defer = 1 if self.deferrals_left > 0 else 0
+            pick = self.choices.choose("input", len(ops) + defer)
+            if pick < len(ops):
+                self._client(self.queues[ops[pick]].pop(0))
+                return True
+            self.deferrals_left -= 1
+            moved = self.scheduler.step(lambda ws: 0)
+            if moved is not None:
+                self.last = moved.process
+            return moved is not None
         if quiet or self.preemptions_left > 0:
             if ops:
                 pick = self.choices.choose("input", 1 + len(ops))

@@ -40,7 +40,7 @@ def test_enumerator_walks_every_path_of_a_choice_tree_once() -> None:
         (STEPS3, 39, 2),
         (attrs.evolve(STEPS3, preemption_bound=1, max_crashes=1), 116, 90),
         (attrs.evolve(STEPS3, preemption_bound=1, max_lease_expiries=1), 120, 34),
-        (CONFIGS["race-pause"], 529, 318),
+        (CONFIGS["race-pause"], 1932, 1540),
     ],
     ids=["2x3-steps", "2x3-steps-crash", "2x3-steps-lease-expiry", "sleep-event-pause-race"],
 )
