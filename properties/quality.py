@@ -11,11 +11,7 @@ rules, and how long shrinking took; `stepsim quality` writes the table to report
 """
 
 from __future__ import annotations
-import __future__
 
-import inspect
-import textwrap
-import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,26 +24,7 @@ import engine._sqlite_txn as txn
 import engine._step as step
 from properties import strategies as s
 from properties.machine import MachineStats, program_rules, run_machine, timed_run
-
-
-def rewrite(owner: Any, name: str, *edits: tuple[str, str]) -> Any:
-    """`owner.name` recompiled from its own source with each (old, new) edit applied exactly once."""
-    original = getattr(owner, name)
-    source = textwrap.dedent(inspect.getsource(original))
-    for old, new in edits:
-        if source.count(old) != 1:
-            raise AssertionError(f"mutant edit of {original.__qualname__} must match once, "
-                                 f"found {source.count(old)}: {old!r}")
-        source = source.replace(old, new)
-    # Engine modules use postponed annotations; compile the same way so annotations stay unevaluated.
-    module = compile(source, f"<mutant of {original.__qualname__}>", "exec",
-                     flags=__future__.annotations.compiler_flag, dont_inherit=True)
-    code = next(c for c in module.co_consts if isinstance(c, types.CodeType) and c.co_name == name)
-    # The module's live globals: the mutant still calls every other (possibly patched) engine function.
-    mutant = types.FunctionType(code, original.__globals__, name, original.__defaults__)
-    mutant.__kwdefaults__ = original.__kwdefaults__
-    mutant.__qualname__ = original.__qualname__
-    return mutant
+from sim.zoo_mutants import rewritten
 
 
 @attrs.frozen
@@ -65,7 +42,7 @@ class Mutant:
 def applied(mutant: Mutant) -> Iterator[None]:
     """Swap the mutant in for the duration of the block (monkeypatch-style), then restore the original."""
     original = getattr(mutant.owner, mutant.name)
-    setattr(mutant.owner, mutant.name, rewrite(mutant.owner, mutant.name, *mutant.edits))
+    setattr(mutant.owner, mutant.name, rewritten(mutant.owner, mutant.name, *mutant.edits))
     try:
         yield
     finally:
@@ -180,4 +157,4 @@ def report(hunts: list[Hunt], path: Path) -> str:
     return text
 
 
-__all__ = ["MUTANTS", "Hunt", "Mutant", "applied", "bench", "hunt", "report", "rewrite"]
+__all__ = ["MUTANTS", "Hunt", "Mutant", "applied", "bench", "hunt", "report"]
