@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import json
-import random
 import sqlite3
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
@@ -42,8 +41,8 @@ from sim.choices import HypothesisChoices
 from sim.clock import VirtualClock
 from sim.faults import FaultConfig
 from sim.runtime import SimRuntime
-from sim.scheduler import Scheduler, SimulationError, Waiter
-from sim.world import SimStore, run_now
+from sim.scheduler import Scheduler, Waiter
+from sim.world import ClientRuntime, SimStore, run_now
 
 # When other runners are in flight, a tick lets one of them cut in after 1..CUT_IN-1 of its own moves
 # (0: never); the point is drawn from the data, so shrinking removes cut-ins the failure does not need.
@@ -128,23 +127,6 @@ def _schema() -> sqlite3.Connection:
     return conn
 
 
-class _ClientRuntime:
-    """The client's runtime: the global clock; it never waits."""
-
-    def __init__(self, clock: VirtualClock) -> None:
-        self.random = random.Random(0)
-        self._clock = clock
-
-    def now(self) -> float:
-        return self._clock.now()
-
-    def new_id(self) -> str:  # pragma: no cover - the machine always passes ids
-        raise SimulationError("the machine names every instance")
-
-    async def sleep(self, seconds: float) -> None:  # pragma: no cover - the client never waits
-        raise SimulationError("the simulated client must not wait")
-
-
 def _decode(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
@@ -166,7 +148,7 @@ class Harness:
         self.lease = lease
         self.max_tasks = max_tasks
         self.workflows = engine_workflows(self._park)
-        client_runtime = _ClientRuntime(self.clock)
+        client_runtime = ClientRuntime(self.clock)
         self.client = Engine(store=SqliteStore(":memory:", runtime=client_runtime, connection=self.conn,
                                                clock=self.clock.now, migrate_schema=False),
                              workflows=self.workflows, runtime=client_runtime, runner_id="client")

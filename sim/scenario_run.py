@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import random
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -32,7 +31,7 @@ from sim.scenario_errors import InvariantBroken, Mismatch, ScenarioError, StepEr
 from sim.scenario_trace import TraceView, render_trace, runner_matches
 from sim.scheduler import Scheduler, Waiter
 from sim.trace import Trace
-from sim.world import SimStore, run_now
+from sim.world import ClientRuntime, SimStore, run_now
 
 if TYPE_CHECKING:
     from sim.scenario import Scenario
@@ -108,25 +107,6 @@ class RunnerSlot:
     injected_stall: bool = False
 
 
-class _ClientRuntime:
-    """The scenario client's runtime: the global clock, deterministic ids; it never waits."""
-
-    def __init__(self, clock: VirtualClock) -> None:
-        self.random = random.Random(0)
-        self._clock = clock
-        self._ids = 0
-
-    def now(self) -> float:
-        return self._clock.now()
-
-    def new_id(self) -> str:
-        self._ids += 1
-        return f"client-{self._ids:06d}"
-
-    async def sleep(self, seconds: float) -> None:  # pragma: no cover - the client never waits
-        raise ScenarioError("the scenario client must not wait")
-
-
 class ScenarioRun:
     """The world of one scenario execution, and the context (`ctx`) passed to a scenario's callables.
 
@@ -158,7 +138,7 @@ class ScenarioRun:
         self._dead_injected: set[str] = set()
         self._incarnation: dict[str, int] = {}
         self._on_done: dict[str, Callable[[Any], None] | None] = {}
-        client_runtime = _ClientRuntime(self.clock)
+        client_runtime = ClientRuntime(self.clock)
         self.client = Engine(
             store=SqliteStore(":memory:", runtime=client_runtime, connection=self.conn, clock=self.clock.now,
                               migrate_schema=False),

@@ -7,6 +7,7 @@ client operation or fault happens next, how far the clock jumps. Properties are 
 from __future__ import annotations
 
 import contextvars
+import random
 import sqlite3
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -84,12 +85,11 @@ class SimStore(SqliteStore):
         return super().read(fn, *args)
 
 
-class _ClientRuntime:
-    """The client's runtime: the global clock; it never waits (its store injects no faults)."""
+class ClientRuntime:
+    """A simulated client's runtime: the global clock and counter ids; it never waits (its store injects no
+    faults). Shared by the fuzzing world, the scenario runner and the state-machine harness."""
 
     def __init__(self, clock: VirtualClock) -> None:
-        import random
-
         self.random = random.Random(0)
         self._clock = clock
         self._ids = 0
@@ -155,7 +155,7 @@ class World:
         self.checker = Checker(self.conn)
         self.fault_counts: dict[str, int] = {}
         self.workflows = library()
-        client_runtime = _ClientRuntime(self.clock)
+        client_runtime = ClientRuntime(self.clock)
         self.client = Engine(store=SqliteStore(":memory:", runtime=client_runtime, connection=self.conn,
                                                clock=self.clock.now, migrate_schema=False),
                              workflows=self.workflows, runtime=client_runtime, runner_id="client")
