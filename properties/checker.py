@@ -214,6 +214,11 @@ class Checker:
 
     # -- after every move ----------------------------------------------------------------------------
 
+    def snapshot(self) -> None:
+        """Refresh only the status snapshot the trace checks use (an explorer replaying a prefix whose states
+        were already checked on an earlier path skips the state invariants)."""
+        self.statuses = {("", k[1]): v["status"] for k, v in instances(self.conn).items()}
+
     def on_move(self) -> None:
         """State invariants after a simulated action; also snapshots statuses for the next trace checks."""
         self.checks += 1

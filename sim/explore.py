@@ -256,7 +256,10 @@ def _execute(config: ExploreConfig, choices: Any, visited: set[str] | None) -> t
             if not world.act():
                 ending = "done"
                 break
-            world.checker.on_move()
+            if getattr(choices, "fresh", True):
+                world.checker.on_move()
+            else:  # deterministic replay of a prefix: these states were checked on an earlier path
+                world.checker.snapshot()
             if world.checker.violations:
                 ending = "violation"
                 break
