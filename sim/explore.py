@@ -98,7 +98,8 @@ class Enumerator:
 class ExploreWorld(World):
     """A World driven by explicit options (moves, faults, client ops) instead of probabilities."""
 
-    def __init__(self, config: ExploreConfig, choices: Enumerator | Any) -> None:
+    def __init__(self, config: ExploreConfig, choices: Enumerator | Any, *, keep_trace: bool = True) -> None:
+        self.keep_trace = keep_trace
         profile = Profile(name=f"explore-{config.name}", workload="none", runners=config.runners, instances=0,
                           lease=config.lease, poll=config.poll, max_tasks=1, faults=FaultConfig.none())
         super().__init__(0, profile, choices=choices)
@@ -111,6 +112,18 @@ class ExploreWorld(World):
         self.preemptions_left = config.preemption_bound
         self.deferrals_left = config.client_deferrals
         self.last: str | None = None
+
+    def _on_engine(self, owner: str, action: str, detail: dict[str, Any]) -> None:
+        # While searching, only the checker needs engine actions; the tape is the replayable record, and
+        # building trace records for thousands of paths is a measurable share of the search.
+        if self.keep_trace:
+            super()._on_engine(owner, action, detail)
+        else:
+            self.checker.on_record(self.clock.now(), owner, action, detail)
+
+    def record(self, runner: str, action: str, **detail: Any) -> None:
+        if self.keep_trace:
+            super().record(runner, action, **detail)
 
     def _choose_waiter(self, waiters: Sequence[Waiter]) -> Waiter:
         # Preemption bound: leaving a process that could still run costs one preemption.
@@ -238,9 +251,11 @@ class ExploreStats:
         return out
 
 
-def _execute(config: ExploreConfig, choices: Any, visited: set[str] | None) -> tuple[RunResult, str]:
+def _execute(
+    config: ExploreConfig, choices: Any, visited: set[str] | None, *, keep_trace: bool = True
+) -> tuple[RunResult, str]:
     """One path; returns its result and how it ended: done, pruned, depth or violation."""
-    world = ExploreWorld(config, choices)
+    world = ExploreWorld(config, choices, keep_trace=keep_trace)
     ending = "depth"
     with world.scheduler:
         for _ in range(config.max_depth):
@@ -279,7 +294,7 @@ def explore(config: ExploreConfig, *, max_executions: int = 1_000_000, stop_on_v
     started = time.perf_counter()
     while stats.executions < max_executions:
         enum = Enumerator(prefix)
-        result, ending = _execute(config, enum, visited if prune else None)
+        result, ending = _execute(config, enum, visited if prune else None, keep_trace=False)
         stats.executions += 1
         stats.pruned += ending == "pruned"
         stats.depth_bound_hits += ending == "depth"
