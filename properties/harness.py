@@ -229,9 +229,7 @@ class Harness:
         parked at checkpoint `stop_at` (e.g. "finish": its run is done but not yet committed).
 
         Two decisions come from the data, each shrinking towards "nothing happens": whether another
-        runner holding a lease has stalled past it for this tick (a two-way choice, not
-        `HypothesisChoices.flip`: Hypothesis draws its 16-bit integers small, so a flip with p=0.5
-        comes up True only a few percent of the time), and (when other runners are in
+        runner holding a lease has stalled past it for this tick (a two-way choice), and (when other runners are in
         flight) after how many moves of this runner one of them cuts in for one move. One cut-in per
         tick, not a coin per move: a few choices per tick keep shrinking short (Hypothesis stops after
         500 successful shrinks), and sequences of ticks compose longer interleavings.

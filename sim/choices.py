@@ -39,9 +39,6 @@ __all__ = [
 #: replay that meets a flip where the tape has a two-way choose (or the reverse) is reported as a mismatch.
 FLIP = 0
 
-# Resolution of HypothesisChoices.flip; fine enough for fault probabilities, coarse enough to shrink well.
-_FLIP_BUCKETS = 1 << 16
-
 
 @runtime_checkable
 class ChoiceSource(Protocol):
@@ -205,14 +202,18 @@ class HypothesisChoices:
         return self.data.draw(st.integers(0, n - 1), label=f"{kind}/{n}")
 
     def flip(self, kind: str, p: float) -> bool:
-        """True when a draw from ``[0, 2**16)`` lands in the top ``p`` share, so draw 0 means False."""
+        """A two-way draw: with 0 < p < 1 the fault is possible and Hypothesis explores both outcomes.
+
+        Hypothesis is a search, not a probability source: it draws integers small, so mapping a wide integer
+        onto p made p=0.5 come up True about 3% of the time. A boolean draw is explored evenly and still
+        shrinks towards False (no fault).
+        """
         from hypothesis import strategies as st
 
         forced = _trivial_flip(p)
         if forced is not None:
             return forced
-        drawn = self.data.draw(st.integers(0, _FLIP_BUCKETS - 1), label=f"{kind}/flip")
-        return drawn >= _FLIP_BUCKETS - round(p * _FLIP_BUCKETS)
+        return bool(self.data.draw(st.booleans(), label=f"{kind}/flip"))
 
 
 def dump_tape(tape: list[Choice]) -> str:
