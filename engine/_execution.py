@@ -49,6 +49,7 @@ class Execution:
         if self._tracer is not None:
             detail.setdefault("task", self.claim.task_id)
             detail.setdefault("version", self.claim.version)
+            detail.setdefault("workflow", self.claim.workflow)
             detail.setdefault("instance", self.claim.instance_id)
             detail.setdefault("run", self.claim.run_number)
             self._tracer(action, detail)

@@ -7,7 +7,6 @@ every simulated action for the state invariants.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
@@ -37,9 +36,9 @@ class Checker:
         self.violations: list[Violation] = []
         self.checks = 0
         self.leases: dict[int, Lease] = {}
-        self.completed_commits: dict[tuple[str, int, str], int] = {}
+        self.completed_commits: dict[tuple[str, str, int, str], int] = {}
         self.consumed: dict[int, str] = {}
-        self.calls: dict[tuple[str, int, str], int] = {}
+        self.calls: dict[tuple[str, str, int, str], int] = {}
         self.found: dict[str, list[int]] = {}
         self.disrupted = False
         self.statuses: dict[tuple[str, str], str] = {}
@@ -48,10 +47,11 @@ class Checker:
     def _fail(self, prop: str, message: str, **evidence: Any) -> None:
         self.violations.append(Violation(prop, message, evidence))
 
-    def _step_row(self, instance: str, run: int, key: str) -> dict[str, Any] | None:
+    def _step_row(self, workflow: str, instance: str, run: int, key: str) -> dict[str, Any] | None:
         row = self.conn.execute(
-            "SELECT * FROM workflow_step WHERE instance_id = ? AND run_number = ? AND step_key = ?",
-            (instance, run, key),
+            "SELECT * FROM workflow_step WHERE workflow_name = ? AND instance_id = ? AND run_number = ? "
+            "AND step_key = ?",
+            (workflow, instance, run, key),
         ).fetchone()
         return dict(row) if row is not None else None
 
@@ -139,26 +139,27 @@ class Checker:
             self.leases[d["task"]].until = self._db_until(d["task"], d["lease_until"])
 
     def _on_commit(self, t: float, runner: str, d: dict[str, Any]) -> None:
-        instance, run, key = d["instance"], d["run"], d["key"]
+        workflow, instance, run, key = d["workflow"], d["instance"], d["run"], d["key"]
         ok = self._holder_ok(t, runner, d, "committed to")
         if ok and d.get("suspend") is None and not d.get("paused"):
             self.leases[d["task"]].until = self._db_until(d["task"], d["lease_until"])
         elif ok:
             self.leases.pop(d["task"], None)
         inst = self.conn.execute(
-            "SELECT status, run_number FROM workflow_instance WHERE instance_id = ?", (instance,)
+            "SELECT status, run_number FROM workflow_instance WHERE workflow_name = ? AND instance_id = ?",
+            (workflow, instance),
         ).fetchone()
         if inst is None or inst["run_number"] != run:
             self._fail("P3 fencing", f"commit of {key} into run {run} of {instance}, current run is "
                        f"{inst['run_number'] if inst else None}")
-        if self.statuses.get(("", instance)) == "paused":
+        if self.statuses.get((workflow, instance)) == "paused":
             self._fail("P6 paused never advanced", f"{instance} committed {key} while paused")
-        if self.statuses.get(("", instance)) in ("complete", "errored", "terminated") and inst is not None \
+        if self.statuses.get((workflow, instance)) in ("complete", "errored", "terminated") and inst is not None \
                 and inst["run_number"] == run:
             self._fail("P4 terminal is final", f"{instance} committed {key} after it ended")
-        row = self._step_row(instance, run, key)
+        row = self._step_row(workflow, instance, run, key)
         if d["status"] == "completed":
-            ident = (instance, run, key)
+            ident = (workflow, instance, run, key)
             self.completed_commits[ident] = self.completed_commits.get(ident, 0) + 1
             if self.completed_commits[ident] > 1:
                 self._fail("P1 no double execution", f"step {key} of {instance} committed twice")
@@ -167,9 +168,11 @@ class Checker:
                            f"{row['wake_at']}")
         event = d.get("event")
         if event is not None:
-            self._check_event(instance, run, key, event, row)
+            self._check_event(workflow, instance, run, key, event, row)
 
-    def _check_event(self, instance: str, run: int, key: str, event: int, row: dict[str, Any] | None) -> None:
+    def _check_event(
+        self, workflow: str, instance: str, run: int, key: str, event: int, row: dict[str, Any] | None
+    ) -> None:
         if event in self.consumed:
             self._fail("P5 events", f"event {event} consumed twice: by {self.consumed[event]} and {key}")
         self.consumed[event] = key
@@ -181,19 +184,19 @@ class Checker:
                        f"after its deadline {row['wake_at']}")
         if row["wait_match"] is None:
             earlier = self.conn.execute(
-                "SELECT id FROM workflow_event WHERE instance_id = ? AND type = ? AND id < ? AND "
-                "consumed_run IS NULL AND created_at <= ?",
-                (instance, ev["type"], event, row["wake_at"]),
+                "SELECT id FROM workflow_event WHERE workflow_name = ? AND instance_id = ? AND type = ? AND id < ? "
+                "AND consumed_run IS NULL AND created_at <= ?",
+                (workflow, instance, ev["type"], event, row["wake_at"]),
             ).fetchall()
             if earlier:
                 self._fail("P5 events", f"{key} of {instance} consumed event {event} before earlier same-type "
                            f"events {[e[0] for e in earlier]}")
 
     def _on_step_call(self, t: float, runner: str, d: dict[str, Any]) -> None:
-        instance, run, key, attempt = d["instance"], d["run"], d["key"], d["attempt"]
-        ident = (instance, run, key)
+        workflow, instance, run, key, attempt = d["workflow"], d["instance"], d["run"], d["key"], d["attempt"]
+        ident = (workflow, instance, run, key)
         self.calls[ident] = self.calls.get(ident, 0) + 1
-        row = self._step_row(instance, run, key)
+        row = self._step_row(workflow, instance, run, key)
         if row is not None and row["status"] in ("completed", "errored"):
             self._fail("P1 no double execution", f"callback of {key} ({instance}) ran again after it was "
                        f"{row['status']}", attempt=attempt)
@@ -217,14 +220,14 @@ class Checker:
     def snapshot(self) -> None:
         """Refresh only the status snapshot the trace checks use (an explorer replaying a prefix whose states
         were already checked on an earlier path skips the state invariants)."""
-        self.statuses = {("", k[1]): v["status"] for k, v in instances(self.conn).items()}
+        self.statuses = {k: v["status"] for k, v in instances(self.conn).items()}
 
     def on_move(self) -> None:
         """State invariants after a simulated action; also snapshots statuses for the next trace checks."""
         self.checks += 1
         insts = instances(self.conn)
         self.violations.extend(check_state(self.conn, self.watch, insts))
-        self.statuses = {("", k[1]): v["status"] for k, v in insts.items()}
+        self.statuses = {k: v["status"] for k, v in insts.items()}
 
     def at_end(self) -> None:
         """Property 1's exactness: with no crash or lease loss, each completed callback ran once per attempt."""
@@ -232,20 +235,11 @@ class Checker:
         if self.disrupted:
             return
         for r in self.conn.execute(
-            "SELECT instance_id, run_number, step_key, attempts FROM workflow_step WHERE type = 'do' "
-            "AND status IN ('completed', 'errored')"
+            "SELECT workflow_name, instance_id, run_number, step_key, attempts FROM workflow_step "
+            "WHERE type = 'do' AND status IN ('completed', 'errored')"
         ):
-            calls = self.calls.get((r[0], r[1], r[2]), 0)
-            if calls != r[3] and not _engine_error(self.conn, r):
-                self._fail("P1 no double execution", f"{r[2]} of {r[0]} recorded {r[3]} attempts but its "
+            calls = self.calls.get((r[0], r[1], r[2], r[3]), 0)
+            if calls != r[4]:
+                self._fail("P1 no double execution", f"{r[3]} of {r[1]} recorded {r[4]} attempts but its "
                            f"callback ran {calls} times")
 
-
-def _engine_error(conn: sqlite3.Connection, row: Any) -> bool:
-    del conn, row
-    return False
-
-
-def dump_json(value: Any) -> str:
-    """Stable JSON for evidence in reports."""
-    return json.dumps(value, sort_keys=True, default=str)
