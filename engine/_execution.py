@@ -72,8 +72,7 @@ class Execution:
         """Before a callback runs: a runner whose lease lapsed must not start a side effect that another
         runner may already have completed (property 1). A read, so the hot path keeps one write per step."""
         if not self.store.holds_lease(self.claim):
-            self.trace("lease_lost", key=key, reason="lease lapsed before the callback")
-            raise self._stop(Abandoned("lease lapsed before the step callback"))
+            raise self._abandon(key, LeaseLost("lease lapsed before the step callback"))
 
     async def commit(self, write: StepWrite, suspension: Suspension | None) -> None:
         """Commit one step row (plus an optional hand-back) in one fenced transaction.
@@ -85,8 +84,7 @@ class Execution:
         except Exception as exc:
             raise self._abandon(write.key, exc) from exc
         self.trace("commit", key=write.key, status=write.status, attempts=write.attempts,
-                   suspend=suspension.kind if suspension else None, paused=paused,
-                   lease_until=self.now() + self.lease)
+                   suspend=suspension.kind if suspension else None, paused=paused)
         if paused:
             raise self._stop(Suspended(None, paused=True))
         if suspension is not None:
@@ -101,8 +99,7 @@ class Execution:
         self.trace("commit", key=write.key, status="completed" if outcome.event else
                    ("errored" if outcome.timed_out else "waiting"), attempts=0,
                    event=outcome.event["id"] if outcome.event else None, paused=outcome.paused,
-                   suspend=None if (outcome.event or outcome.timed_out) else "wake",
-                   lease_until=self.now() + self.lease)
+                   suspend=None if (outcome.event or outcome.timed_out) else "wake")
         if outcome.paused or not (outcome.event or outcome.timed_out):
             self.stopped = True
         return outcome

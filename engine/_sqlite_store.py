@@ -83,16 +83,34 @@ class SqliteStore:
         self.write_transactions += 1
         return result
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
-        """One write transaction with bounded retry on busy; waits between tries go through the runtime."""
+    async def _retrying(self, attempt_once: Callable[[], T]) -> T:
+        """Bounded retry on busy (the transaction rolled back, so a retry is safe); waits go through the
+        runtime. The one retry loop of the store: `write` and `fenced` differ only in their arguments."""
         for attempt in range(BUSY_RETRIES):
             try:
-                return self.run_txn(fn, *args)
+                return attempt_once()
             except sqlite3.OperationalError as exc:
                 if not is_busy(exc) or attempt == BUSY_RETRIES - 1:
                     raise
             await self.runtime.sleep(BUSY_BACKOFF * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """One write transaction; its arguments (ids, timestamps) are fixed before any retry."""
+        return await self._retrying(lambda: self.run_txn(fn, *args))
+
+    async def fenced(self, fn: Callable[..., T], *args: Any, lease: float) -> T:
+        """A write fenced on a claim: `now` and `now + lease` are read afresh for every try.
+
+        A fence checked against a `now` computed before a busy-retry sleep would let a runner commit after
+        its lease ran out while it slept (found by the simulator: busy fault + clock jump, property 3).
+        """
+
+        def attempt_once() -> T:
+            now = self.now()
+            return self.run_txn(fn, *args, now, now + lease)
+
+        return await self._retrying(attempt_once)
 
     def read(self, fn: Callable[..., T], *args: Any) -> T:
         """A read; multi-statement reads run in one deferred transaction for a consistent snapshot."""
@@ -143,22 +161,6 @@ class SqliteStore:
     def find_due(self, workflows: tuple[str, ...], now: float, limit: int) -> list[DueTask]:
         return txn.find_due_txn(self.conn, workflows, now, limit)
 
-    async def fenced(self, fn: Callable[..., T], claim: Any, *args: Any, lease: float) -> T:
-        """A write fenced on a claim: `now` is read afresh for every try, never carried over a retry wait.
-
-        A fence checked against a `now` computed before a busy-retry sleep would let a runner commit after
-        its lease ran out while it slept (found by the simulator: busy fault + clock jump, property 3).
-        """
-        for attempt in range(BUSY_RETRIES):
-            now = self.now()
-            try:
-                return self.run_txn(fn, claim, *args, now, now + lease)
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc) or attempt == BUSY_RETRIES - 1:
-                    raise
-            await self.runtime.sleep(BUSY_BACKOFF * 2**attempt)
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
-
     async def claim(self, task: DueTask, owner: str, lease: float) -> Claim | None:
         return await self.fenced(txn.claim_txn, task, owner, lease=lease)
 
@@ -166,11 +168,11 @@ class SqliteStore:
         return self.read(txn.load_run_txn, claim)
 
     def holds_lease(self, claim: Claim) -> bool:
-        return txn.holds_lease_txn(self.conn, claim, self.now())
+        return txn.held_until_txn(self.conn, claim, self.now()) is not None
 
     async def renew_lease(self, claim: Claim, lease: float) -> bool:
         try:
-            await self.fenced(txn.fence_txn, claim, lease=lease)
+            await self.fenced(txn.renew_txn, claim, lease=lease)
         except LeaseLost:
             return False
         return True

@@ -308,25 +308,29 @@ def fence_txn(conn: sqlite3.Connection, claim: Claim, now: float, lease_until: f
     The lease is rewritten only once less than half of it is left: a step commit then touches no task
     page, which keeps the hot path's transaction small. `lease_until <= now` means "release now".
     """
+    until = held_until_txn(conn, claim, now)
+    if until is None:
+        raise LeaseLost(f"runner {claim.owner} lost task {claim.task_id} of {claim.instance_id!r}")
+    if until - now < (lease_until - now) / 2:
+        conn.execute("UPDATE workflow_task SET locked_until = ? WHERE id = ?", (lease_until, claim.task_id))
+
+
+def renew_txn(conn: sqlite3.Connection, claim: Claim, now: float, lease_until: float) -> None:
+    """Heartbeat: fence, then always extend the lease to `lease_until` (a step commit extends only past
+    half-life; a heartbeat runs while a long callback is in flight and must not be skipped)."""
+    if held_until_txn(conn, claim, now) is None:
+        raise LeaseLost(f"runner {claim.owner} lost task {claim.task_id} of {claim.instance_id!r}")
+    conn.execute("UPDATE workflow_task SET locked_until = ? WHERE id = ?", (lease_until, claim.task_id))
+
+
+def held_until_txn(conn: sqlite3.Connection, claim: Claim, now: float) -> float | None:
+    """Read-only: when this claim's lease ends, or None if the claim no longer holds a live lease."""
     row = conn.execute(
         "SELECT locked_until FROM workflow_task WHERE id = ? AND lock_owner = ? AND version = ? "
         "AND status = 'processing' AND locked_until >= ?",
         (claim.task_id, claim.owner, claim.version, now),
     ).fetchone()
-    if row is None:
-        raise LeaseLost(f"runner {claim.owner} lost task {claim.task_id} of {claim.instance_id!r}")
-    if row[0] - now < (lease_until - now) / 2:
-        conn.execute("UPDATE workflow_task SET locked_until = ? WHERE id = ?", (lease_until, claim.task_id))
-
-
-def holds_lease_txn(conn: sqlite3.Connection, claim: Claim, now: float) -> bool:
-    """Read-only lease check: does this claim still hold a live lease?"""
-    row = conn.execute(
-        "SELECT 1 FROM workflow_task WHERE id = ? AND lock_owner = ? AND version = ? AND status = 'processing' "
-        "AND locked_until >= ?",
-        (claim.task_id, claim.owner, claim.version, now),
-    ).fetchone()
-    return row is not None
+    return None if row is None else float(row[0])
 
 
 def _write_step(conn: sqlite3.Connection, claim: Claim, step: StepWrite, now: float) -> bool:

@@ -142,7 +142,7 @@ class Checker:
         workflow, instance, run, key = d["workflow"], d["instance"], d["run"], d["key"]
         ok = self._holder_ok(t, runner, d, "committed to")
         if ok and d.get("suspend") is None and not d.get("paused"):
-            self.leases[d["task"]].until = self._db_until(d["task"], d["lease_until"])
+            self.leases[d["task"]].until = self._db_until(d["task"], self.leases[d["task"]].until)
         elif ok:
             self.leases.pop(d["task"], None)
         inst = self.conn.execute(

@@ -55,7 +55,7 @@ MUTANTS = (
         ("AND version = ? AND ((status = 'pending' AND run_at <= ?) ", "AND ? IS NOT NULL AND ((? IS NOT NULL) "),
         ("OR (status = 'processing' AND locked_until < ?))", "OR (? IS NOT NULL))"),
     )),
-    Mutant("renew-any-owner", "lease renewal ignoring ownership", txn, "fence_txn", (
+    Mutant("renew-any-owner", "lease renewal ignoring ownership", txn, "held_until_txn", (
         # The fence that renews a lease (heartbeats, step commits) no longer asks whose lease it is, so a
         # runner whose task was taken over renews and commits into the new claimant's lease (property 3).
         ("AND lock_owner = ? AND version = ? ", "AND ? IS NOT NULL AND ? IS NOT NULL "),

@@ -233,13 +233,13 @@ def _patch_lease_off_by_one(p: Patch) -> None:
 def _patch_stale_owner(p: Patch) -> None:
     # The fence checks that the lease is live but not whose it is: a runner whose task was taken over
     # keeps committing into the new claimant's lease.
-    rewrite(p, txn, "fence_txn", ("AND lock_owner = ? AND version = ? ", "AND ? IS NOT NULL AND ? IS NOT NULL "))
+    rewrite(p, txn, "held_until_txn", ("AND lock_owner = ? AND version = ? ", "AND ? IS NOT NULL AND ? IS NOT NULL "))
 
 
 def _patch_expired_commit(p: Patch) -> None:
     # The fence checks whose lease it is but not whether it ran out: after a clock jump a stalled runner
     # commits although any runner may already have taken the task over.
-    rewrite(p, txn, "fence_txn", ("AND locked_until >= ?", "AND ? IS NOT NULL"))
+    rewrite(p, txn, "held_until_txn", ("AND locked_until >= ?", "AND ? IS NOT NULL"))
 
 
 def _fill_result_txn(conn: sqlite3.Connection, claim: Claim, key: str, result: str, now: float,

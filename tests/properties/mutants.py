@@ -108,12 +108,12 @@ def _p3_blind_claim(mp: pytest.MonkeyPatch) -> None:
 
 def _p3_fence_ignores_owner(mp: pytest.MonkeyPatch) -> None:
     # A runner whose task was taken over keeps committing into the new claimant's live lease.
-    rewrite(mp, txn, "fence_txn", _FENCE_OWNER)
+    rewrite(mp, txn, "held_until_txn", _FENCE_OWNER)
 
 
 def _p3_fence_ignores_expiry(mp: pytest.MonkeyPatch) -> None:
     # A runner keeps committing after its lease ran out (e.g. across a clock jump) if nobody took over yet.
-    rewrite(mp, txn, "fence_txn", ("AND locked_until >= ?", "AND ? IS NOT NULL"))
+    rewrite(mp, txn, "held_until_txn", ("AND locked_until >= ?", "AND ? IS NOT NULL"))
 
 
 def _p3_renew_ignores_owner(mp: pytest.MonkeyPatch) -> None:
