@@ -9,10 +9,7 @@ per step" apart from "five statements per step".
 from __future__ import annotations
 
 import asyncio
-import cProfile
-import io
 import os
-import pstats
 import re
 import sqlite3
 import time
@@ -87,16 +84,6 @@ def _summarise(session: Any, steps: int, top: int) -> tuple[tuple[ProfileLine, .
     note = (f"pyinstrument, {PROFILE_RUNS} workflows of (a) at {steps} steps on one open engine, "
             f"{total * 1000:.0f} ms sampled; own time per function")
     return profile, note
-
-
-def cprofile_text(workdir: str, steps: int, *, top: int = 25) -> str:
-    """cProfile's tottime table for the same workload: exact call counts, C calls listed on their own."""
-    profiler = cProfile.Profile()
-    _workload(os.path.join(workdir, "profile-cprofile.db"), steps, profiler.enable, profiler.disable)
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    stats.strip_dirs().sort_stats("tottime").print_stats(top)
-    return out.getvalue()
 
 
 _KIND = re.compile(r"^\s*(?:(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)|(SELECT)\b.*?\bFROM\s+(\w+)|(\w+(?:\s+IMMEDIATE)?))",

@@ -94,8 +94,7 @@ def run_benchmarks(
         if include_sim:
             say("(h) simulator")
             sim_measurement, sim_note = simulator(sizes, repeats)
-            if sim_measurement is not None:
-                measurements.append(sim_measurement)
+            measurements.append(sim_measurement)
         if profile:
             say("profile (a)")
             profile_lines, profile_note = pyinstrument_profile(workdir, n)

@@ -1,10 +1,7 @@
 """Quality tier of the state machine: deliberately broken engines it must find and shrink (issue 5).
 
-Each mutant is one small edit to one engine function, applied by `applied(mutant)` — a context manager that
-swaps the function on its module or class and restores it on exit, like pytest's monkeypatch. The store
-calls `txn.<name>` at call time and runners call step methods on the class, so the patch reaches every
-simulated runner. An edit names text that must occur exactly once, so an engine refactor fails loudly here
-instead of silently testing the real engine.
+The mutants are five of the bug zoo's (`sim.zoo_mutants`, one small edit each, applied and undone by a
+context manager), so each broken engine is defined once for every search mode.
 
 `hunt(mutant)` runs the machine against it and reports examples-to-detect, the shrunk program's length in
 rules, and how long shrinking took; `stepsim quality` writes the table to reports/machine_quality.md.
@@ -12,71 +9,38 @@ rules, and how long shrinking took; `stepsim quality` writes the table to report
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from time import perf_counter
-from typing import Any
 
 import attrs
 
-import engine._sqlite_txn as txn
-import engine._step as step
 from properties import strategies as s
 from properties.machine import MachineStats, program_rules, run_machine, timed_run
-from sim.zoo_mutants import rewritten
+from sim.zoo_mutants import apply
 
 
 @attrs.frozen
 class Mutant:
-    """A broken engine: `edits` maps (owner, function name) to the source edits that break it."""
+    """A broken engine from the bug zoo's catalogue (`sim.zoo_mutants`), under the name this tier reports."""
 
     slug: str
     title: str
-    owner: Any
-    name: str
-    edits: tuple[tuple[str, str], ...]
+    zoo_name: str
 
 
-@contextmanager
-def applied(mutant: Mutant) -> Iterator[None]:
+def applied(mutant: Mutant) -> AbstractContextManager[object]:
     """Swap the mutant in for the duration of the block (monkeypatch-style), then restore the original."""
-    original = getattr(mutant.owner, mutant.name)
-    setattr(mutant.owner, mutant.name, rewritten(mutant.owner, mutant.name, *mutant.edits))
-    try:
-        yield
-    finally:
-        setattr(mutant.owner, mutant.name, original)
+    return apply(mutant.zoo_name)
 
 
+# The five the issue names; each is one small edit to one engine function, defined once in the zoo.
 MUTANTS = (
-    Mutant("blind-claim", "claim without the optimistic check", txn, "claim_txn", (
-        # A claim succeeds even if another runner claimed the task since it was found (property 3).
-        ("AND version = ? AND ((status = 'pending' AND run_at <= ?) ", "AND ? IS NOT NULL AND ((? IS NOT NULL) "),
-        ("OR (status = 'processing' AND locked_until < ?))", "OR (? IS NOT NULL))"),
-    )),
-    Mutant("renew-any-owner", "lease renewal ignoring ownership", txn, "held_until_txn", (
-        # The fence that renews a lease (heartbeats, step commits) no longer asks whose lease it is, so a
-        # runner whose task was taken over renews and commits into the new claimant's lease (property 3).
-        ("AND lock_owner = ? AND version = ? ", "AND ? IS NOT NULL AND ? IS NOT NULL "),
-    )),
-    Mutant("late-completion", "terminate overwritten by a late completion", txn, "finish_txn", (
-        # The finishing runner skips its fence once the instance is terminated (terminate deleted its
-        # task), so a run that was in flight overwrites `terminated` with `complete` (properties 4, 10).
-        ("    fence_txn(conn, claim, now, lease_until)\n",
-         ("    if conn.execute('SELECT status FROM workflow_instance WHERE workflow_name = ? AND instance_id = ?',\n"
-          "                    (claim.workflow, claim.instance_id)).fetchone()[0] != 'terminated':\n"
-          "        fence_txn(conn, claim, now, lease_until)\n")),
-    )),
-    Mutant("event-twice", "an event consumed twice", txn, "wait_event_txn", (
-        # The consumed event is never marked, so the next wait of the same type takes it again (property 5).
-        ('"UPDATE workflow_event SET consumed_by_step_key = ?, consumed_run = ?, delivered_at = ? WHERE id = ?"',
-         '"SELECT ?, ?, ?, ?"'),
-    )),
-    # The retry decision lives in the step method, not in a store transaction: the store only records it.
-    Mutant("retries-past-limit", "retries past the limit", step.WorkflowStep, "do", (
-        ("attempt >= policy.max_attempts", "attempt > policy.max_attempts"),
-    )),
+    Mutant("blind-claim", "claim without the optimistic check", "blind-claim"),
+    Mutant("renew-any-owner", "lease renewal ignoring ownership", "stale-owner-commit"),
+    Mutant("late-completion", "terminate overwritten by a late completion", "terminate-overwritten"),
+    Mutant("event-twice", "an event consumed twice", "event-twice"),
+    Mutant("retries-past-limit", "retries past the limit", "retries-past-limit"),
 )
 
 
@@ -86,7 +50,7 @@ class Hunt:
 
     mutant: Mutant
     detected: bool
-    examples: int | None  # examples run until the first failing one (inclusive)
+    examples: int | None  # examples run until the first failing one (inclusive), or all run if none failed
     rules: int | None  # rule steps of the shrunk program
     shrink_seconds: float | None
     seconds: float
@@ -94,20 +58,22 @@ class Hunt:
     error: str
 
 
-def hunt(mutant: Mutant, *, seed: int = 0, max_examples: int = 2000) -> Hunt:
-    """Run the machine against `mutant` until it fails, and measure the shrink."""
+def hunt(mutant: Mutant, *, seed: int = 0, max_examples: int = 2000, repro: str | None = None) -> Hunt:
+    """Run the machine against `mutant` until it fails, and measure the shrink (also the zoo's machine mode)."""
     stats = MachineStats()
     start = perf_counter()
-    failure: AssertionError | None = None
+    failure: Exception | None = None
+    if repro is None:
+        repro = f"stepsim quality --mutant {mutant.slug} --seed {seed} --max-examples {max_examples}"
     with applied(mutant):
         try:
             run_machine(s.quality_settings(max_examples), seed=seed, profile=f"mutant-{mutant.slug}", stats=stats,
-                        repro=f"stepsim quality --mutant {mutant.slug} --seed {seed} --max-examples {max_examples}")
-        except AssertionError as exc:  # the machine's failure is the expected outcome here
+                        repro=repro)
+        except Exception as exc:  # noqa: BLE001 - the machine failing, however it fails, is the detection
             failure = exc
     end = perf_counter()
     if failure is None:
-        return Hunt(mutant, False, None, None, None, end - start, "", "")
+        return Hunt(mutant, False, stats.examples, None, None, end - start, "", "")
     # The invariant's name is printed after every rule; the report keeps rules, draws and the repro lines.
     program = "\n".join(line for n in getattr(failure, "__notes__", []) for line in str(n).splitlines()
                         if line.strip() != "state.properties_hold()")

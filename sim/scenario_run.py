@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING, Any, cast
 import attrs
 
 from engine import Engine, History, InstanceInfo, SqliteStore
-from engine._schema import migrate
-from engine._sqlite_store import connect
 from properties import Checker
 from sim.choices import SeededChoices
 from sim.clock import VirtualClock
@@ -31,7 +29,7 @@ from sim.scenario_errors import InvariantBroken, Mismatch, ScenarioError, StepEr
 from sim.scenario_trace import TraceView, render_trace, runner_matches
 from sim.scheduler import Scheduler, Waiter
 from sim.trace import Trace
-from sim.world import ClientRuntime, SimStore, run_now
+from sim.world import ClientRuntime, SimStore, fresh_database, run_now
 
 if TYPE_CHECKING:
     from sim.scenario import Scenario
@@ -123,8 +121,7 @@ class ScenarioRun:
         self.clock = VirtualClock()
         self.t0 = self.clock.now()
         self.scheduler = Scheduler(self.choices, self.clock)
-        self.conn = connect(":memory:")
-        migrate(self.conn)
+        self.conn = fresh_database()
         self.faults = FaultConfig.none()  # SimStore's own fault hooks stay off; scenario faults are below
         self.checker = Checker(self.conn)
         self._trace = Trace()

@@ -35,7 +35,7 @@ class Cell:
 
     mutant: str
     mode: str
-    status: str  # detected | missed | n/a | unavailable | error
+    status: str  # detected | missed | n/a | error
     tries: int = 0  # seeds / executions / examples run, up to and including the detecting one
     seconds: float = 0.0  # wall time to detect (or to give up); shrinking not included
     length: int | None = None  # the (shrunk) counterexample's length, see the module docstring
@@ -247,45 +247,22 @@ def explore_cell(name: str, cap: int, reports: Path | None) -> Cell:
                 note=mutant.explore)
 
 
-def machine_available() -> bool:
-    """Whether the Hypothesis state machine (properties/machine.py) can be imported here."""
-    try:
-        from properties.machine import MachineStats, program_rules, run_machine  # noqa: F401
-        from properties.strategies import quality_settings  # noqa: F401
-    except Exception:  # noqa: BLE001 - any import failure means the machine mode is not available here
-        return False
-    return True
-
-
 def machine_cell(name: str, budget: int, seed: int = 0) -> Cell:
     """The Hypothesis state machine against the mutant: examples to the first failure, shrunk rule count."""
     mutant = MUTANTS[name]
     if name in NOT_FOR_MACHINE:
         return Cell(mutant=name, mode="machine", status="n/a", note="not an engine bug the machine can see")
-    if not machine_available():
-        return Cell(mutant=name, mode="machine", status="unavailable", note="properties.machine not importable")
-    from properties.machine import MachineStats, program_rules, run_machine
-    from properties.strategies import quality_settings
+    from properties.quality import Mutant, hunt
 
-    stats = MachineStats()
-    started = time.perf_counter()
-    failure: Exception | None = None
-    with apply(mutant.name):
-        try:
-            run_machine(quality_settings(budget), seed=seed, profile=f"zoo-{name}", stats=stats)
-        except Exception as exc:  # noqa: BLE001 - the machine failing, however it fails, is the detection
-            failure = exc
-    total = time.perf_counter() - started
-    if failure is None:
-        return Cell(mutant=name, mode="machine", status="missed", tries=stats.examples, seconds=total)
-    program = "\n".join(str(n) for n in getattr(failure, "__notes__", []))
-    first = stats.first_failure_at
-    seconds = total if first is None else first - started
-    message = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
-    return Cell(mutant=name, mode="machine", status="detected", tries=stats.first_failure_example or stats.examples,
-                seconds=seconds, length=program_rules(program), prop=message[:60],
+    result = hunt(Mutant(name, mutant.title, name), seed=seed, max_examples=budget,
+                  repro=f"stepsim zoo --mutant {name} --modes machine")
+    if not result.detected:
+        return Cell(mutant=name, mode="machine", status="missed", tries=result.examples, seconds=result.seconds)
+    seconds = result.seconds - (result.shrink_seconds or 0.0)
+    return Cell(mutant=name, mode="machine", status="detected", tries=result.examples, seconds=seconds,
+                length=result.rules, prop=result.error.split(": ", 1)[-1][:60],
                 witness=f"Hypothesis seed {seed} (`stepsim zoo --mutant {name} --modes machine`)",
-                note=f"shrinking took {total - seconds:.1f} s")
+                note=f"shrinking took {result.shrink_seconds or 0.0:.1f} s")
 
 
 # --- running the zoo -------------------------------------------------------------------------------------
@@ -415,8 +392,6 @@ def _fmt_cell(cell: Cell | None) -> str:
         return f"**{cell.tries}** · {cell.seconds:.1f} s{length}"
     if cell.status == "missed":
         return f"✗ >{cell.tries} · {cell.seconds:.0f} s"
-    if cell.status == "unavailable":
-        return "not available"
     if cell.status == "error":
         return "error"
     return "n/a"
@@ -479,7 +454,7 @@ def render_report(cells: Sequence[Cell], modes: Sequence[str], budget: Budget, *
                      + f"; gate: {MODE_TITLES[mutant.best]} within {mutant.gate_budget} {UNITS[mutant.best]}.")
         for mode in modes:
             cell = by.get((name, mode))
-            if cell is None or cell.status in ("n/a", "unavailable"):
+            if cell is None or cell.status == "n/a":
                 continue
             what = f"{cell.prop} — {cell.witness}" if cell.detected else cell.status
             extra = [x for x in (cell.note, f"{cell.false_alarms} seed(s) skipped: the clean engine fails them too"
@@ -501,7 +476,6 @@ __all__ = [
     "best_cell",
     "detection_rate",
     "explore_cell",
-    "machine_available",
     "machine_cell",
     "mode_setting",
     "moves_free",

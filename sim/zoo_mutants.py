@@ -333,6 +333,11 @@ def _patch_retry_counter(p: Patch) -> None:
     rewrite(p, step.WorkflowStep, "do", ('attempts = row["attempts"] if row is not None else 0', "attempts = 0"))
 
 
+def _patch_retries_past_limit(p: Patch) -> None:
+    # Off by one in the give-up check: a step runs one attempt more than limit + 1.
+    rewrite(p, step.WorkflowStep, "do", ("attempt >= policy.max_attempts", "attempt > policy.max_attempts"))
+
+
 UNSCHEDULED = 1e15  # "parked": the hand-back's first write; the second write sets the real wake-up time
 
 
@@ -471,6 +476,9 @@ MUTANTS: dict[str, ZooMutant] = {m.name: m for m in (
     ZooMutant(name="retry-counter-in-memory", title="retry counter kept in memory", prop="P7", setting=CHARGES,
               models="attempt count held by the worker, reset by a crash or a replay",
               patch=_patch_retry_counter, best="random", gate_budget=100),
+    ZooMutant(name="retries-past-limit", title="retries past the limit", prop="P7", setting=CHARGES,
+              models="an off-by-one in the give-up check (`>` where `>=` was meant)",
+              patch=_patch_retries_past_limit, best="random", gate_budget=100),
     ZooMutant(name="lost-wakeup-crash", title="wake-up lost to a crash between two writes", prop="P9",
               setting=CRASHING_DOZERS, models="hand-back and wake-up time written in separate transactions",
               patch=_patch_lost_wakeup_crash, best="random", gate_budget=300),

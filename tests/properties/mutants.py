@@ -22,12 +22,12 @@ import attrs
 import pytest
 
 import engine._runner as runner
-import engine._sqlite_store as store
 import engine._sqlite_txn as txn
 import engine._step as step
+import sim.zoo_mutants as zoo
 from engine._store import Claim
 
-# The edit-and-recompile machinery and the settings live with the bug zoo (sim/zoo_mutants.py), which
+# The edit-and-recompile machinery, the settings and the mutants the zoo shares live with the bug zoo (sim/zoo_mutants.py), which
 # applies the same kind of mutants outside pytest; pytest's monkeypatch has the `setattr` they need.
 from sim.zoo_mutants import (
     CALM,
@@ -57,20 +57,8 @@ class Mutant:
     apply: Callable[[pytest.MonkeyPatch], None]
 
 
-def _blind_renew_txn(conn: Any, claim: Claim, now: float, lease_until: float) -> None:
-    # Extends whatever lease the task has now, without asking whose it is or whether it already ran out.
-    del now
-    conn.execute("UPDATE workflow_task SET locked_until = ? WHERE id = ?", (lease_until, claim.task_id))
-
-
-async def _blind_renew_lease(self: store.SqliteStore, claim: Claim, lease: float) -> bool:
-    await self.fenced(_blind_renew_txn, claim, lease=lease)
-    return True
-
-
 _DELETE_TASKS = 'conn.execute("DELETE FROM workflow_task WHERE workflow_name = ? AND instance_id = ?", ' \
                 "(workflow, instance_id))"
-_FENCE_OWNER = ("AND lock_owner = ? AND version = ? ", "AND ? IS NOT NULL AND ? IS NOT NULL ")
 
 
 def _p1_replay_reruns_completed(mp: pytest.MonkeyPatch) -> None:
@@ -90,34 +78,9 @@ def _p2_priority_reversed(mp: pytest.MonkeyPatch) -> None:
     rewrite(mp, txn, "find_due_txn", ("ORDER BY priority, run_at, id", "ORDER BY priority DESC, run_at, id"))
 
 
-def _p2_ties_reversed(mp: pytest.MonkeyPatch) -> None:
-    rewrite(mp, txn, "find_due_txn", ("ORDER BY priority, run_at, id", "ORDER BY priority, run_at DESC, id DESC"))
-
-
 def _p2_claims_out_of_order(mp: pytest.MonkeyPatch) -> None:
     # The find is right, but the runner then claims what it found from the back: runs before wake-ups.
     rewrite(mp, runner.Runner, "tick", ("for task in due:", "for task in reversed(due):"))
-
-
-def _p3_blind_claim(mp: pytest.MonkeyPatch) -> None:
-    # No optimistic check: a claim succeeds even if another runner claimed the task since it was found.
-    rewrite(mp, txn, "claim_txn",
-            ("AND version = ? AND ((status = 'pending' AND run_at <= ?) ", "AND ? IS NOT NULL AND ((? IS NOT NULL) "),
-            ("OR (status = 'processing' AND locked_until < ?))", "OR (? IS NOT NULL))"))
-
-
-def _p3_fence_ignores_owner(mp: pytest.MonkeyPatch) -> None:
-    # A runner whose task was taken over keeps committing into the new claimant's live lease.
-    rewrite(mp, txn, "held_until_txn", _FENCE_OWNER)
-
-
-def _p3_fence_ignores_expiry(mp: pytest.MonkeyPatch) -> None:
-    # A runner keeps committing after its lease ran out (e.g. across a clock jump) if nobody took over yet.
-    rewrite(mp, txn, "held_until_txn", ("AND locked_until >= ?", "AND ? IS NOT NULL"))
-
-
-def _p3_renew_ignores_owner(mp: pytest.MonkeyPatch) -> None:
-    mp.setattr(store.SqliteStore, "renew_lease", _blind_renew_lease)
 
 
 def _p4_fence_passes_deleted_task(mp: pytest.MonkeyPatch) -> None:
@@ -137,17 +100,6 @@ def _p4_pause_terminal(mp: pytest.MonkeyPatch) -> None:
     rewrite(mp, txn, "pause_txn", ('if inst["status"] in TERMINAL:', "if False:"))
 
 
-def _p5_consume_unmarked(mp: pytest.MonkeyPatch) -> None:
-    # The consumed event is never marked, so a later wait (e.g. after a restart) consumes it again.
-    rewrite(mp, txn, "wait_event_txn",
-            ('"UPDATE workflow_event SET consumed_by_step_key = ?, consumed_run = ?, delivered_at = ? WHERE id = ?"',
-             '"SELECT ?, ?, ?, ?"'))
-
-
-def _p5_deadline_ignored(mp: pytest.MonkeyPatch) -> None:
-    rewrite(mp, txn, "_first_event", ("AND created_at <= ? ", "AND (created_at <= ? OR 1) "))
-
-
 def _p5_newest_first(mp: pytest.MonkeyPatch) -> None:
     rewrite(mp, txn, "_first_event", ('ORDER BY id"', 'ORDER BY id DESC"'))
 
@@ -155,23 +107,6 @@ def _p5_newest_first(mp: pytest.MonkeyPatch) -> None:
 def _p6_pause_keeps_task(mp: pytest.MonkeyPatch) -> None:
     # A paused instance keeps its task, so runners keep claiming (and advancing) it.
     rewrite(mp, txn, "_apply_pause", (_DELETE_TASKS, "pass"))
-
-
-def _p6_skewed_timers(mp: pytest.MonkeyPatch) -> None:
-    # Step timers (sleep wake-ups, retry times, wait deadlines) read the runner's own, possibly skewed,
-    # clock instead of the one scheduling clock; leases and the runner's bookkeeping keep the right one.
-    rewrite(mp, step.WorkflowStep, "do", ("x.now()", "x.runtime.now()", 3))
-    rewrite(mp, step.WorkflowStep, "_sleep", ("now = x.now()", "now = x.runtime.now()"))
-    rewrite(mp, step.WorkflowStep, "wait_for_event", ("now = x.now()", "now = x.runtime.now()"))
-
-
-def _p7_retries_past_limit(mp: pytest.MonkeyPatch) -> None:
-    rewrite(mp, step.WorkflowStep, "do", ("attempt >= policy.max_attempts", "attempt > policy.max_attempts"))
-
-
-def _p7_attempts_forgotten(mp: pytest.MonkeyPatch) -> None:
-    # The attempt counter lives in memory: a replay (after a retry wait or a crash) starts again at 1.
-    rewrite(mp, step.WorkflowStep, "do", ('attempts = row["attempts"] if row is not None else 0', "attempts = 0"))
 
 
 def _p8_terminate_keeps_task(mp: pytest.MonkeyPatch) -> None:
@@ -204,21 +139,21 @@ MUTANTS = (
     Mutant("replay reruns completed step", "P1", CALM, range(16), _p1_replay_reruns_completed),
     Mutant("completed wait overwritten on replay", "P1", DUPLICATES, range(12), _p1_overwrite_completed),
     Mutant("find_due priority reversed", "P2", CALM, range(5), _p2_priority_reversed),
-    Mutant("find_due ties reversed", "P2", CALM, range(10), _p2_ties_reversed),
+    Mutant("find_due ties reversed", "P2", CALM, range(10), zoo._patch_priority_ties),
     Mutant("claims taken out of found order", "P2", CALM, range(5), _p2_claims_out_of_order),
-    Mutant("claim without optimistic check", "P3", CALM, range(5), _p3_blind_claim),
-    Mutant("fence ignores owner and version", "P3", CLOCK_JUMP, range(10), _p3_fence_ignores_owner),
-    Mutant("fence ignores lease expiry", "P3", CLOCK_JUMP, range(5), _p3_fence_ignores_expiry),
-    Mutant("renewal ignores ownership", "P3", CLOCK_JUMP, range(16), _p3_renew_ignores_owner),
+    Mutant("claim without optimistic check", "P3", CALM, range(5), zoo._patch_blind_claim),
+    Mutant("fence ignores owner and version", "P3", CLOCK_JUMP, range(10), zoo._patch_stale_owner),
+    Mutant("fence ignores lease expiry", "P3", CLOCK_JUMP, range(5), zoo._patch_expired_commit),
+    Mutant("renewal ignores ownership", "P3", CLOCK_JUMP, range(16), zoo._patch_blind_heartbeat),
     Mutant("fence passes a deleted task", "P4", LIFECYCLE, range(24), _p4_fence_passes_deleted_task),
     Mutant("pause accepts terminal instance", "P4", LIFECYCLE, range(5), _p4_pause_terminal),
-    Mutant("consumed event not marked", "P5", LIFECYCLE, range(16), _p5_consume_unmarked),
-    Mutant("event accepted after deadline", "P5", LATE, range(10), _p5_deadline_ignored),
+    Mutant("consumed event not marked", "P5", LIFECYCLE, range(16), zoo._patch_event_twice),
+    Mutant("event accepted after deadline", "P5", LATE, range(10), zoo._patch_late_event),
     Mutant("events consumed newest first", "P5", DUPLICATES, range(6), _p5_newest_first),
     Mutant("pause keeps the task", "P6", LIFECYCLE, range(5), _p6_pause_keeps_task),
-    Mutant("timers on the runner's skewed clock", "P6", NAPS, range(5), _p6_skewed_timers),
-    Mutant("retries past the limit", "P7", CHARGES, range(3), _p7_retries_past_limit),
-    Mutant("attempt counter kept in memory", "P7", CHARGES, range(3), _p7_attempts_forgotten),
+    Mutant("timers on the runner's skewed clock", "P6", NAPS, range(5), zoo._patch_skewed_timers),
+    Mutant("retries past the limit", "P7", CHARGES, range(3), zoo._patch_retries_past_limit),
+    Mutant("attempt counter kept in memory", "P7", CHARGES, range(3), zoo._patch_retry_counter),
     Mutant("terminate keeps the task", "P8", LIFECYCLE, range(5), _p8_terminate_keeps_task),
     Mutant("resume inserts no task", "P8", LIFECYCLE, range(20), _p8_resume_without_task),
     Mutant("restart keeps the old run's task", "P8", LIFECYCLE, range(8), _p8_restart_keeps_old_task),

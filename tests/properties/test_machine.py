@@ -12,6 +12,7 @@ from properties import strategies
 from properties.harness import Harness
 from properties.machine import profile_run, program_rules, run_machine
 from properties.quality import MUTANTS, applied
+from sim.zoo_mutants import MUTANTS as ZOO
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
 STALLED = 65535  # a flip drawn this high is True whatever its probability (HypothesisChoices.flip)
@@ -179,13 +180,19 @@ class TestProfiles:
         assert program_rules(program) == 3
 
 
-def test_every_mutant_still_applies_and_is_restored() -> None:
-    """The quality tier's edits still match the engine's source; leaving the block restores the original."""
+def test_quality_mutants_come_from_the_zoo_catalogue() -> None:
+    """Each quality-tier mutant is a bug-zoo mutant (one definition per broken engine), and applying it
+    swaps an engine function that is restored afterwards."""
+    import engine._sqlite_txn as txn
+    import engine._step as step
+
     for mutant in MUTANTS:
-        original = getattr(mutant.owner, mutant.name)
+        assert mutant.zoo_name in ZOO
+        before = (dict(vars(txn)), step.WorkflowStep.do)
         with applied(mutant):
-            assert getattr(mutant.owner, mutant.name) is not original
-        assert getattr(mutant.owner, mutant.name) is original
+            during = (dict(vars(txn)), step.WorkflowStep.do)
+        assert during != before
+        assert (dict(vars(txn)), step.WorkflowStep.do) == before
 
 
 def test_a_failure_prints_and_saves_the_program_and_the_seed(tmp_path: Path) -> None:

@@ -102,7 +102,6 @@ def test_every_sometimes_probe_is_hit() -> None:
     report = probe_campaign(PROBE_SEEDS)
     assert report.seeds == 2 * PROBE_SEEDS
     assert report.missed == [], report.render()
-    assert set(report.counts) == set(PROBES)
 
 
 def test_zoo_command_writes_a_table(tmp_path: Path) -> None:
