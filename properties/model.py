@@ -25,7 +25,8 @@ from typing import Any
 
 import attrs
 
-TERMINAL = ("complete", "errored", "terminated")
+from properties.state import TERMINAL
+
 EPS = 1e-6  # float slack for times computed as `now + seconds` on both sides
 
 

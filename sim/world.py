@@ -130,10 +130,6 @@ class RunResult:
     def ok(self) -> bool:
         return not self.violations
 
-    def repro(self) -> str:
-        """The one line that reproduces this run."""
-        return f"stepsim replay --seed {self.seed} --profile {self.profile}"
-
 
 class World:
     """One simulated run; build it, call `run()`, read the RunResult."""
