@@ -127,6 +127,10 @@ class TimingConnection:
             self.calls[kind] += 1
         return cursor
 
+    @property
+    def total_changes(self) -> int:
+        return self.conn.total_changes
+
     def close(self) -> None:
         self.conn.close()
 

@@ -12,7 +12,9 @@ from ._errors import (
     InvalidCursor,
     InvalidId,
     InvalidParams,
+    InvalidStepName,
     NameTooLong,
+    NestedStepError,
     NondeterminismError,
     NonRetryableError,
     NotSerializable,
@@ -44,7 +46,7 @@ from ._workflow import WorkflowDefinition, WorkflowEvent, define_workflow
 __all__ = [
     "BatchTooLarge", "Engine", "EngineError", "ErrorInfo", "EventIdConflict", "EventRecord", "History",
     "InstanceInfo", "InstanceNotFound", "InstanceTerminal", "InvalidArgument", "InvalidCursor", "InvalidId",
-    "InvalidParams", "LeaseLost", "NameTooLong", "NonRetryableError", "NondeterminismError", "NotSerializable",
+    "InvalidParams", "InvalidStepName", "LeaseLost", "NameTooLong", "NestedStepError", "NonRetryableError", "NondeterminismError", "NotSerializable",
     "OutputValidationError", "Page", "PayloadTooLarge", "ReceivedEvent", "Retries", "Runtime", "SqliteStore",
     "Status", "StepContext", "StepFailed", "StepRecord", "StepTimeoutError", "Store", "SystemRuntime",
     "TooManySteps", "WaitForEventTimeout", "WorkflowDefinition", "WorkflowEvent", "WorkflowNotFound",

@@ -119,6 +119,7 @@ class Engine:
                              lease=self.lease, tracer=tracer)
         self._stopping = False
         self._sleepers: set[asyncio.Future[Any]] = set()
+        self._active: dict[Runner, None] = {}  # runners whose worker loop is running
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -294,6 +295,14 @@ class Engine:
                 loop.cancel()
 
     async def _worker_loop(self, runner: Runner, interval: float, max_tasks: int) -> None:
+        self._active[runner] = None
+        try:
+            await self._poll(runner, interval, max_tasks)
+        finally:
+            runner.draining = False
+            del self._active[runner]
+
+    async def _poll(self, runner: Runner, interval: float, max_tasks: int) -> None:
         while not self._stopping:
             if await runner.tick(max_tasks):
                 # Yield between productive ticks so sibling runner loops (concurrency > 1) get work too.
@@ -312,7 +321,14 @@ class Engine:
                 self._sleepers.discard(sleeper)
 
     async def stop(self) -> None:
-        """Ask run_worker loops to return; an idle worker returns at once."""
+        """Ask run_worker loops to return, gracefully; returns at once.
+
+        An idle loop returns at once; a busy one lets its step in flight finish and commit, then hands the
+        task back as due now, so another runner takes it over without waiting out the lease. (Cancelling
+        run_worker's task instead is a hard stop: the step in flight is abandoned, its task handed back.)
+        """
         self._stopping = True
+        for runner in self._active:
+            runner.draining = True
         for sleeper in list(self._sleepers):
             sleeper.cancel()

@@ -89,8 +89,26 @@ class NotSerializable(EngineError):
     http_status = 400
 
 
+class InvalidStepName(EngineError):
+    """A step name containing `#`, which is reserved for repeat keys (`do:x#2`)."""
+
+    code = "INVALID_STEP_NAME"
+    http_status = 400
+
+
 class NonRetryableError(Exception):
     """Raise from a step callback to stop retrying at once; the step fails with this error."""
+
+
+class NestedStepError(EngineError, NonRetryableError):
+    """A step method was called from inside a running step callback of the same instance.
+
+    Steps are keyed by their position in the workflow body; a step started from inside another step's
+    callback has no stable position (the callback may run again after a crash), so it is refused at the call.
+    """
+
+    code = "NESTED_STEP"
+    http_status = 400
 
 
 class WaitForEventTimeout(NonRetryableError):

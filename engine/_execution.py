@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import types
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._runtime import Runtime
+from ._runtime import Runtime, run_in_thread
 from ._step import Abandoned, StepTimeoutError, Suspended
 from ._store import Claim, LeaseLost, StepWrite, Store, Suspension, WaitOutcome
 
@@ -19,7 +21,7 @@ class Execution:
 
     def __init__(
         self, *, claim: Claim, store: Store, runtime: Runtime, lease: float, history: tuple[dict[str, Any], ...],
-        tracer: Tracer | None, checkpoint: Checkpoint | None,
+        tracer: Tracer | None, checkpoint: Checkpoint | None, draining: Callable[[], bool] = lambda: False,
     ) -> None:
         self.claim = claim
         self.store = store
@@ -28,7 +30,10 @@ class Execution:
         self.history = history
         self._tracer = tracer
         self._checkpoint = checkpoint
+        self.draining = draining
         self.stopped = False
+        self._heartbeat: asyncio.Future[None] | None = None
+        self._lost: asyncio.Future[None] | None = None  # resolved by the heartbeat when the lease is gone
 
     def now(self) -> float:
         """The scheduling clock: the store's, never the runner's local time (property 6/7 timers)."""
@@ -104,22 +109,44 @@ class Execution:
             self.stopped = True
         return outcome
 
-    async def guard(self, awaitable: Awaitable[Any], timeout: float, key: str, attempt: int) -> Any:
-        """Await an async step callback under its attempt timeout, renewing the lease meanwhile.
+    # -- step callbacks -----------------------------------------------------------------------------
 
-        The watcher measures time by the seconds it slept (never assuming sleep moves now()); on timeout the
-        callback is cancelled and the attempt fails; on a lost lease the whole execution is abandoned.
+    async def call(self, fn: Callable[..., Any], context: Any, timeout: float, key: str, attempt: int) -> Any:
+        """Run one attempt of a step callback under its timeout while the heartbeat keeps the lease.
+
+        Async callbacks run on the loop; sync ones through the runtime's `run_sync` (a worker thread in
+        production, inline with simulated duration under simulation), so neither can starve the heartbeat
+        (issue 10: a 70 s sync step under a 60 s lease lost its lease and ran forever).
+        """
+        args = () if context is None else (context,)
+        if _is_async(fn):
+            value = fn(*args)
+        else:
+            value = self._run_sync(fn, *args)
+        if inspect.isawaitable(value):
+            value = await self._guard(value, timeout, key, attempt)
+        if inspect.isawaitable(value):  # a sync callable that returned a coroutine (`lambda: fetch()`)
+            value = await self._guard(value, timeout, key, attempt)
+        return value
+
+    async def _guard(self, awaitable: Awaitable[Any], timeout: float, key: str, attempt: int) -> Any:
+        """Await the callback, its attempt timeout and the heartbeat's lease-lost signal; first one wins.
+
+        On timeout the callback is cancelled (a sync one in a thread runs on, its result discarded) and the
+        attempt fails; on a lost lease the whole execution is abandoned.
         """
         work = asyncio.ensure_future(awaitable)
-        watcher = asyncio.ensure_future(self._watch(timeout))
+        timer = asyncio.ensure_future(self.runtime.sleep(timeout))
+        lost = self._lost
+        waits: tuple[asyncio.Future[Any], ...] = (work, timer) if lost is None else (work, timer, lost)
         try:
-            await asyncio.wait((work, watcher), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             work.cancel()
-            watcher.cancel()
+            timer.cancel()
             raise
+        timer.cancel()
         if work.done():
-            watcher.cancel()
             return work.result()
         work.cancel()
         try:
@@ -130,24 +157,61 @@ class Execution:
                 raise  # we are being cancelled ourselves (shutdown), not just the callback
         except Exception:  # the callback's own reaction to cancellation is irrelevant now
             pass
-        if watcher.result() == "timeout":
-            raise StepTimeoutError(f"step {key!r} attempt {attempt} timed out after {timeout:g} s")
-        self.trace("lease_lost", key=key, reason="heartbeat refused")
-        raise self._stop(Abandoned("lease lost while the step ran"))
+        if lost is not None and lost.done():
+            raise self._stop(Abandoned("lease lost while the step ran"))
+        raise StepTimeoutError(f"step {key!r} attempt {attempt} timed out after {timeout:g} s")
 
-    async def _watch(self, timeout: float) -> str:
-        elapsed = 0.0
-        interval = max(self.lease / 3.0, 0.001)
-        while True:
-            wait = min(timeout - elapsed, interval)
-            await self.runtime.sleep(wait)
-            elapsed += wait
-            if elapsed >= timeout:
-                return "timeout"
+    # -- heartbeat --------------------------------------------------------------------------------
+
+    def start_heartbeat(self) -> None:
+        """Keep the claim's lease alive from the claim on, until `stop_heartbeat` (property 3)."""
+        self._lost = asyncio.get_running_loop().create_future()
+        self._heartbeat = asyncio.ensure_future(self._beat())
+
+    def stop_heartbeat(self) -> None:
+        """Stop renewing: the claim ended (suspended, finished, abandoned or released)."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+
+    async def _beat(self) -> None:
+        # Renew when a third of the lease is left, at the latest, reading the expiry on the scheduling clock
+        # (issue 10: renewals used to start only once a callback yielded, then slept a fixed interval). Step
+        # commits also extend the lease, so on waking the lease is read again before writing.
+        third = self.lease / 3.0
+        until = self.claim.lease_until or self.store.held_until(self.claim)
+        while until is not None:
+            wait = until - third - self.now()
+            if wait > 0:
+                await self.runtime.sleep(wait)
+                until = self.store.held_until(self.claim)
+                if until is None or until - third > self.now():
+                    continue
             try:
                 renewed = await self.store.renew_lease(self.claim, self.lease)
-            except Exception:  # a store fault while renewing: treat the lease as gone (safe side)
-                renewed = False
+            except Exception as exc:  # a store fault: try again soon; the lease itself says when to give up
+                self.trace("renew_error", reason=f"{type(exc).__name__}: {exc}")
+                await self.runtime.sleep(third / 8.0)
+                until = self.store.held_until(self.claim)
+                continue
             if not renewed:
-                return "lost"
-            self.trace("renew", lease_until=self.now() + self.lease)
+                break
+            until = self.now() + self.lease
+            self.trace("renew", lease_until=until)
+        self.trace("lease_lost", reason="heartbeat found the lease gone")
+        assert self._lost is not None
+        if not self._lost.done():
+            self._lost.set_result(None)
+
+    def _run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        runner = getattr(self.runtime, "run_sync", None)
+        if runner is None:
+            return run_in_thread(fn, *args)
+        return runner(fn, *args)
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    """True for coroutine functions (also behind partial or an async __call__): they run on the loop."""
+    if type(fn) is types.FunctionType:  # fast path: plain functions and lambdas
+        return bool(fn.__code__.co_flags & inspect.CO_COROUTINE)
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -11,7 +12,7 @@ from ._execution import Checkpoint, Execution, Tracer
 from ._records import to_datetime
 from ._runtime import Runtime
 from ._step import Abandoned, Suspended, WorkflowStep
-from ._store import Claim, DueTask, LeaseLost, Store
+from ._store import Claim, DueTask, LeaseLost, LoadedRun, Store
 from ._workflow import SchemaError, WorkflowDefinition, WorkflowEvent
 
 
@@ -35,6 +36,8 @@ class Runner:
         checkpoint = getattr(runtime, "checkpoint", None)
         self._checkpoint: Checkpoint | None = checkpoint if callable(checkpoint) else None
         self.abandoned = 0
+        # Set by Engine.stop(): finish the step in flight, then hand the task back instead of going on.
+        self.draining = False
 
     async def _cp(self, label: str) -> None:
         if self._checkpoint is not None:
@@ -54,6 +57,8 @@ class Runner:
         self._trace("find", now=now, due=[[t.id, t.kind, t.version] for t in due])
         processed = 0
         for task in due:
+            if self.draining:
+                break
             await self._cp("tick:claim")
             if await self._claim_and_run(task):
                 processed += 1
@@ -92,9 +97,38 @@ class Runner:
         loaded = self.store.load_run(claim)
         if loaded is None:
             return
-        definition = self.workflows[claim.workflow]
         execution = Execution(claim=claim, store=self.store, runtime=self.runtime, lease=self.lease,
-                              history=loaded.steps, tracer=self.tracer, checkpoint=self._checkpoint)
+                              history=loaded.steps, tracer=self.tracer, checkpoint=self._checkpoint,
+                              draining=self._is_draining)
+        execution.start_heartbeat()
+        try:
+            await self._execute(claim, loaded, execution)
+        except asyncio.CancelledError:
+            # Hard stop (the worker's task was cancelled): hand the task back at once, so another runner
+            # does not wait out the lease (issue 10). Fenced: a claim already lost releases nothing.
+            execution.stopped = True
+            try:
+                await self._release(claim)
+            except BaseException:  # a crashed (simulated) process writes nothing; the cancel still wins
+                pass
+            raise
+        finally:
+            execution.stop_heartbeat()
+
+    def _is_draining(self) -> bool:
+        return self.draining
+
+    async def _release(self, claim: Claim) -> None:
+        try:
+            await self.store.release(claim)
+        except Exception as exc:  # lost already, or a store fault: the lease expires on its own
+            self._trace("release_error", task=claim.task_id, instance=claim.instance_id,
+                        reason=f"{type(exc).__name__}: {exc}")
+            return
+        self._trace("release", task=claim.task_id, version=claim.version, instance=claim.instance_id)
+
+    async def _execute(self, claim: Claim, loaded: LoadedRun, execution: Execution) -> None:
+        definition = self.workflows[claim.workflow]
         error: tuple[str, str] | None = None
         output: str | None = None
         try:
@@ -110,7 +144,10 @@ class Runner:
                 value = await definition.fn(event, WorkflowStep(execution))
             except Suspended as signal:
                 execution.stopped = True
-                if signal.suspension is not None:
+                if signal.released:
+                    await self._cp("release")
+                    await self._release(claim)
+                elif signal.suspension is not None:
                     await self._cp("suspend")
                     paused = await self.store.suspend(claim, signal.suspension)
                     self._trace("suspend", task=claim.task_id, version=claim.version, instance=claim.instance_id,

@@ -6,7 +6,10 @@ import asyncio
 import random
 import time
 import uuid
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -14,7 +17,10 @@ class Runtime(Protocol):
     """What the engine needs from the outside world; a simulator supplies its own.
 
     A runtime may also define ``async def checkpoint(label: str) -> None``: the engine awaits it at every
-    point where a simulated scheduler may switch runners (between transactions, around step callbacks).
+    point where a simulated scheduler may switch runners (between transactions, around step callbacks);
+    and ``run_sync(fn, *args)``: how a sync step callback runs off the event loop, so the heartbeat and the
+    attempt timeout keep running beside it; it returns an awaitable of the result (or, for a call that
+    already finished inline, the result itself). Without one, a worker thread is used (`run_in_thread`).
     """
 
     random: random.Random
@@ -30,6 +36,15 @@ class Runtime(Protocol):
     async def sleep(self, seconds: float) -> None:
         """Wait; the engine never assumes this moves now()."""
         ...
+
+
+async def run_in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run a sync step callback in a worker thread (context variables included), leaving the loop free.
+
+    A thread cannot be stopped: after a timeout or a lost lease the engine stops waiting for it and
+    discards whatever it returns, but the call itself runs on to its end.
+    """
+    return await asyncio.to_thread(fn, *args)
 
 
 class SystemRuntime:
@@ -49,3 +64,7 @@ class SystemRuntime:
     async def sleep(self, seconds: float) -> None:
         """Real asyncio sleep."""
         await asyncio.sleep(max(0.0, seconds))
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Sync step callbacks run in a worker thread, so a slow one keeps its lease (DESIGN §2)."""
+        return await run_in_thread(fn, *args)

@@ -97,6 +97,20 @@ CREATE INDEX workflow_task_lease ON workflow_task (status, locked_until);
 CREATE INDEX workflow_task_instance ON workflow_task (workflow_name, instance_id);
 """,
     ),
+    (
+        2,
+        """
+-- Events belong to the run that was current when they were sent: restart never hands an older run's
+-- unconsumed events to the new run (issue 10). Older rows take the run that consumed them, else the
+-- instance's current run (what they would have been delivered to).
+ALTER TABLE workflow_event ADD COLUMN run_number INTEGER NOT NULL DEFAULT 1;
+UPDATE workflow_event SET run_number = COALESCE(consumed_run, (
+    SELECT i.run_number FROM workflow_instance i
+    WHERE i.workflow_name = workflow_event.workflow_name AND i.instance_id = workflow_event.instance_id));
+DROP INDEX workflow_event_buffer;
+CREATE INDEX workflow_event_buffer ON workflow_event (workflow_name, instance_id, run_number, type, consumed_run, id);
+""",
+    ),
 )
 
 

@@ -52,7 +52,7 @@ class SqliteStore:
         self.conn = connection if connection is not None else connect(path)
         self._owns_connection = connection is None
         self._clock = clock if clock is not None else runtime.now
-        self.write_transactions = 0  # counted so benchmarks and tests can prove one write per step
+        self.write_transactions = 0  # transactions that wrote: benchmarks and tests prove one per step
         if migrate_schema:
             migrate(self.conn)
 
@@ -73,6 +73,7 @@ class SqliteStore:
         The simulator overrides this seam to inject busy errors and commit-outcome-unknown faults.
         """
         conn = self.conn
+        before = conn.total_changes
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = fn(conn, *args)
@@ -80,7 +81,9 @@ class SqliteStore:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        self.write_transactions += 1
+        # Counted only when rows changed: a claim that lost its race commits nothing to the log.
+        if conn.total_changes != before:
+            self.write_transactions += 1
         return result
 
     async def _retrying(self, attempt_once: Callable[[], T]) -> T:
@@ -168,7 +171,10 @@ class SqliteStore:
         return self.read(txn.load_run_txn, claim)
 
     def holds_lease(self, claim: Claim) -> bool:
-        return txn.held_until_txn(self.conn, claim, self.now()) is not None
+        return self.held_until(claim) is not None
+
+    def held_until(self, claim: Claim) -> float | None:
+        return txn.held_until_txn(self.conn, claim, self.now())
 
     async def renew_lease(self, claim: Claim, lease: float) -> bool:
         try:
@@ -187,6 +193,9 @@ class SqliteStore:
 
     async def suspend(self, claim: Claim, suspension: Suspension) -> bool:
         return await self.fenced(txn.suspend_txn, claim, suspension, lease=0.0)
+
+    async def release(self, claim: Claim) -> None:
+        await self.fenced(txn.release_txn, claim, lease=0.0)
 
     async def finish(
         self, claim: Claim, status: str, output: str | None, error: tuple[str, str] | None

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from ._errors import EventIdConflict, InstanceNotFound, InstanceTerminal
+from ._records import to_datetime
 from ._store import TASK_PRIORITY, Claim, DueTask, LeaseLost, LoadedRun, StepWrite, Suspension, WaitOutcome
 
 TERMINAL = ("complete", "errored", "terminated")
@@ -89,7 +90,7 @@ def list_instances_txn(
 def history_txn(
     conn: sqlite3.Connection, workflow: str, instance_id: str, run_number: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Steps of one run in execution order, and the instance's events in send order."""
+    """Steps of one run in execution order, and the events sent to that run in send order."""
     steps = [
         dict(r)
         for r in conn.execute(
@@ -101,8 +102,9 @@ def history_txn(
     events = [
         dict(r)
         for r in conn.execute(
-            "SELECT * FROM workflow_event WHERE workflow_name = ? AND instance_id = ? ORDER BY id",
-            (workflow, instance_id),
+            "SELECT * FROM workflow_event WHERE workflow_name = ? AND instance_id = ? AND run_number = ? "
+            "ORDER BY id",
+            (workflow, instance_id, run_number),
         )
     ]
     return steps, events
@@ -138,9 +140,9 @@ def send_event_txn(
     if inst["status"] in TERMINAL:
         raise InstanceTerminal(f"instance {instance_id!r} is {inst['status']}; it accepts no events")
     conn.execute(
-        "INSERT INTO workflow_event (workflow_name, instance_id, event_id, type, payload, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (workflow, instance_id, event_id, type, payload, now),
+        "INSERT INTO workflow_event (workflow_name, instance_id, run_number, event_id, type, payload, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (workflow, instance_id, inst["run_number"], event_id, type, payload, now),
     )
     waiting = _waiting_for(conn, workflow, instance_id, inst["run_number"])
     if waiting is not None and waiting["wait_event_type"] == type:
@@ -279,7 +281,7 @@ def claim_txn(
         (now, now, task.workflow, task.instance_id),
     )
     return Claim(task_id=task.id, version=task.version + 1, owner=owner, workflow=task.workflow,
-                 instance_id=task.instance_id, run_number=task.run_number, kind=task.kind)
+                 instance_id=task.instance_id, run_number=task.run_number, kind=task.kind, lease_until=lease_until)
 
 
 def load_run_txn(conn: sqlite3.Connection, claim: Claim) -> LoadedRun | None:
@@ -415,12 +417,13 @@ def _load_match(text: str | None) -> dict[str, Any] | None:
 def _first_event(
     conn: sqlite3.Connection, claim: Claim, type: str, match: dict[str, Any] | None, deadline: float
 ) -> sqlite3.Row | None:
-    # Same-type events are consumed in send order; one created after the deadline never counts (property 5).
+    # Same-type events of this run are consumed in send order; one created after the deadline never counts
+    # (property 5), nor one sent to an earlier run (issue 10: a stale webhook must not finish a restart).
     row: sqlite3.Row
     for row in conn.execute(
         "SELECT id, type, payload, created_at FROM workflow_event WHERE workflow_name = ? AND instance_id = ? "
-        "AND type = ? AND consumed_run IS NULL AND created_at <= ? ORDER BY id",
-        (claim.workflow, claim.instance_id, type, deadline),
+        "AND run_number = ? AND type = ? AND consumed_run IS NULL AND created_at <= ? ORDER BY id",
+        (claim.workflow, claim.instance_id, claim.run_number, type, deadline),
     ):
         if match is None:
             return row
@@ -443,8 +446,11 @@ def wait_event_txn(
             "UPDATE workflow_event SET consumed_by_step_key = ?, consumed_run = ?, delivered_at = ? WHERE id = ?",
             (step.key, claim.run_number, now, event["id"]),
         )
+        # Stored in the shape every ReceivedEvent has in results and outputs (DESIGN §2: ISO-8601 UTC).
+        sent = to_datetime(event["created_at"])
+        assert sent is not None
         result = json.dumps({"type": event["type"], "payload": json.loads(event["payload"]),
-                             "timestamp": event["created_at"]}, separators=(",", ":"))
+                             "timestamp": sent.isoformat()}, separators=(",", ":"))
         requested = _write_step(conn, claim, _with(step, status="completed", result=result), now)
         return WaitOutcome(paused=_pause_if(conn, claim, now, requested), event=dict(event))
     if now >= deadline:
@@ -469,6 +475,22 @@ def suspend_txn(
         (claim.workflow, claim.instance_id),
     ).fetchone()[0]
     return _hand_back(conn, claim, suspension, now, bool(requested))
+
+
+def release_txn(conn: sqlite3.Connection, claim: Claim, now: float, lease_until: float) -> None:
+    """Give a claimed task back, due now and with its kind kept, so another runner need not wait out the
+    lease (graceful stop). The instance shows `queued` until a runner claims it again."""
+    fence_txn(conn, claim, now, lease_until)
+    conn.execute(
+        "UPDATE workflow_task SET status = 'pending', run_at = ?, lock_owner = NULL, locked_until = NULL "
+        "WHERE id = ?",
+        (now, claim.task_id),
+    )
+    conn.execute(
+        "UPDATE workflow_instance SET status = 'queued', updated_at = ?, version = version + 1 "
+        "WHERE workflow_name = ? AND instance_id = ? AND status = 'running'",
+        (now, claim.workflow, claim.instance_id),
+    )
 
 
 def finish_txn(

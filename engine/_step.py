@@ -8,6 +8,7 @@ hand the task back or walk away.
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import types
 import weakref
@@ -22,7 +23,9 @@ from ._durations import parse_duration
 from ._errors import (
     EngineError,
     InvalidArgument,
+    InvalidStepName,
     NameTooLong,
+    NestedStepError,
     NondeterminismError,
     StepFailed,
     TooManySteps,
@@ -56,10 +59,11 @@ class Suspended(BaseException):
     `suspension` is None when the hand-back was already committed together with the step row.
     """
 
-    def __init__(self, suspension: Suspension | None, *, paused: bool = False) -> None:
+    def __init__(self, suspension: Suspension | None, *, paused: bool = False, released: bool = False) -> None:
         super().__init__("workflow suspended")
         self.suspension = suspension
         self.paused = paused
+        self.released = released  # the runner is stopping: hand the task back as due now
 
 
 class Abandoned(BaseException):
@@ -107,7 +111,17 @@ def _check_name(name: object) -> str:
         raise InvalidArgument(f"step name must be a non-empty string, got {name!r}")
     if len(name) > MAX_STEP_NAME:
         raise NameTooLong(f"step name {name[:60]!r}... is {len(name)} chars; the limit is {MAX_STEP_NAME}")
+    if "#" in name:
+        # `#` numbers repeated keys: a name "x#2" would collide with the second "x" and loop (issue 10).
+        raise InvalidStepName(f"step name {name!r} contains '#', which is reserved for repeated step keys")
     return name
+
+
+# The (workflow, instance) whose step callback is running in this context. A context variable, not a flag on
+# the execution: steps awaited side by side (asyncio.gather) run in separate tasks and must not see each
+# other's callbacks, while the callback's own task and worker thread inherit it.
+_IN_CALLBACK: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "stepsim_in_callback", default=None)
 
 
 def _epoch(when: object) -> float:
@@ -132,6 +146,14 @@ class WorkflowStep:
         """Key this call, check it against history at the same position, return (key, position, row)."""
         x = self._x
         x.ensure_live()
+        if x.draining():
+            # Graceful stop: the step before this one committed; another runner replays from here at once.
+            x.stopped = True
+            raise Suspended(None, released=True)
+        if _IN_CALLBACK.get() == (x.claim.workflow, x.claim.instance_id):
+            raise NestedStepError(
+                f"step {type}:{name} was called from inside a running step callback; steps may only be "
+                "awaited by the workflow function itself")
         base = f"{type}:{_check_name(name)}"
         count = self._seen.get(base, 0) + 1
         self._seen[base] = count
@@ -180,10 +202,9 @@ class WorkflowStep:
             await x.checkpoint("step:call")
             x.check_lease(key)
             x.trace("step_call", key=key, attempt=attempt)
+            token = _IN_CALLBACK.set((x.claim.workflow, x.claim.instance_id))
             try:
-                value = fn(context) if _takes_context(fn) else fn()
-                if inspect.isawaitable(value):
-                    value = await x.guard(value, limit, key, attempt)
+                value = await x.call(fn, context if _takes_context(fn) else None, limit, key, attempt)
             except (Suspended, Abandoned):
                 raise
             except Exception as exc:
@@ -194,6 +215,8 @@ class WorkflowStep:
                 except EngineError as exc:  # not JSON / too large: retrying would return the same value
                     error = exc
                     bad_result = True
+            finally:
+                _IN_CALLBACK.reset(token)
             await x.checkpoint("step:commit")
             write = StepWrite(key=key, name=name, type="do", position=position, status="completed",
                               attempts=attempt, max_attempts=policy.max_attempts, result=result_text)
@@ -300,5 +323,8 @@ def _dt(seconds: float) -> datetime:
 
 
 def _received(stored: dict[str, Any]) -> ReceivedEvent:
-    return ReceivedEvent(type=stored["type"], payload=stored["payload"], timestamp=_dt(stored["timestamp"]))
+    stamp = stored["timestamp"]
+    # Stored as ISO-8601 UTC; rows written before that stored epoch seconds.
+    when = datetime.fromisoformat(stamp) if isinstance(stamp, str) else _dt(stamp)
+    return ReceivedEvent(type=stored["type"], payload=stored["payload"], timestamp=when)
 

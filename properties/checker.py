@@ -180,14 +180,17 @@ class Checker:
         ev = self.conn.execute("SELECT * FROM workflow_event WHERE id = ?", (event,)).fetchone()
         if row is None or ev is None:
             return
+        if ev["run_number"] != run:
+            self._fail("P5 events", f"{key} of {instance} run {run} consumed event {event} sent to run "
+                       f"{ev['run_number']}")
         if ev["created_at"] > row["wake_at"]:
             self._fail("P5 events", f"{key} of {instance} accepted event {event} created at {ev['created_at']} "
                        f"after its deadline {row['wake_at']}")
         if row["wait_match"] is None:
             earlier = self.conn.execute(
-                "SELECT id FROM workflow_event WHERE workflow_name = ? AND instance_id = ? AND type = ? AND id < ? "
-                "AND consumed_run IS NULL AND created_at <= ?",
-                (workflow, instance, ev["type"], event, row["wake_at"]),
+                "SELECT id FROM workflow_event WHERE workflow_name = ? AND instance_id = ? AND run_number = ? "
+                "AND type = ? AND id < ? AND consumed_run IS NULL AND created_at <= ?",
+                (workflow, instance, run, ev["type"], event, row["wake_at"]),
             ).fetchall()
             if earlier:
                 self._fail("P5 events", f"{key} of {instance} consumed event {event} before earlier same-type "

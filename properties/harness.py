@@ -403,9 +403,9 @@ class Harness:
                                       "error_name FROM workflow_step")
             },
             "events": {
-                r[0]: (r[1], r[2], _decode(r[3]), None if r[4] is None else (r[4], r[5]))
-                for r in conn.execute("SELECT id, instance_id, type, payload, consumed_run, consumed_by_step_key "
-                                      "FROM workflow_event")
+                r[0]: (r[1], r[2], r[3], _decode(r[4]), None if r[5] is None else (r[5], r[6]))
+                for r in conn.execute("SELECT id, instance_id, run_number, type, payload, consumed_run, "
+                                      "consumed_by_step_key FROM workflow_event")
             },
         }
 

@@ -162,6 +162,7 @@ class EventState:
     event_id: str | None
     created_at: float
     consumed: tuple[int, str] | None = None  # (run, step key)
+    run: int = 1  # the run current when it was sent: only that run may consume it
 
 
 @attrs.define
@@ -219,7 +220,7 @@ class Model:
         if inst.status in TERMINAL:
             return "INSTANCE_TERMINAL"
         self.events.append(EventState(len(self.events) + 1, inst.workflow, instance_id, type, payload, event_id,
-                                      now))
+                                      now, run=inst.run))
         return "sent"
 
     def pause(self, instance_id: str, in_flight: bool) -> str:
@@ -252,7 +253,8 @@ class Model:
         return "ok"
 
     def restart(self, instance_id: str) -> int:
-        """A new run from any status; older runs' journals stay; unconsumed events stay buffered."""
+        """A new run from any status; older runs' journals stay, and so do their unconsumed events, which the
+        new run never receives (DESIGN §2: events belong to the run current when they were sent)."""
         inst = self.instances[instance_id]
         inst.run += 1
         inst.status, inst.output, inst.error, inst.pause_requested = "queued", None, None, False
@@ -292,9 +294,9 @@ class Model:
                 return Pending(key=key, request=request, step=step)
 
     def acceptable_event(self, inst: InstanceState, type: str, deadline: float) -> EventState | None:
-        """The oldest unconsumed event of `type` created at or before the deadline (property 5)."""
+        """The oldest unconsumed event of `type` sent to the current run at or before the deadline (property 5)."""
         for ev in self.events:
-            if ev.instance == inst.instance_id and ev.type == type and ev.consumed is None \
+            if ev.instance == inst.instance_id and ev.run == inst.run and ev.type == type and ev.consumed is None \
                     and ev.created_at <= deadline:
                 return ev
         return None
@@ -474,5 +476,5 @@ class Model:
                           for i in self.instances.values()},
             "steps": {(i.instance_id, run, key): (s.type, s.status, s.attempts, s.result, s.error)
                       for i in self.instances.values() for (run, key), s in i.steps.items()},
-            "events": {e.id: (e.instance, e.type, e.payload, e.consumed) for e in self.events},
+            "events": {e.id: (e.instance, e.run, e.type, e.payload, e.consumed) for e in self.events},
         }

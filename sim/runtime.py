@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import attrs
 
@@ -45,6 +47,7 @@ class SimRuntime:
     # of making it leap: base is the skew accumulated before the anchor time.
     _drift_anchor: float = attrs.field(init=False)
     _drift_base: float = attrs.field(init=False, default=0.0)
+    _busy: float | None = attrs.field(init=False, default=None)  # seconds a sync callback running now spent
 
     def __attrs_post_init__(self) -> None:
         _check_drift(self._drift)
@@ -97,6 +100,43 @@ class SimRuntime:
             return
         due = self.scheduler.clock.now() + seconds / (1.0 + self._drift)
         await self.scheduler.park("sleep", due=due)
+
+    def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a sync step callback inline (one thread runs the whole simulation), then let the simulated
+        time it spent (`busy`) pass as a timer, so heartbeats and attempt timeouts race it as they race a
+        worker thread in production (issue 10).
+
+        A callback that spent no simulated time returns its result at once, without a yield point: instant
+        sync steps keep the interleavings (and seeds) they always had.
+        """
+        self._busy = 0.0
+        try:
+            value = fn(*args)
+        except Exception as exc:
+            error: Exception | None = exc
+        else:
+            error = None
+        finally:
+            spent, self._busy = self._busy, None
+        if spent <= 0:
+            if error is not None:
+                raise error
+            return value
+        return self._after(spent, value, error)
+
+    async def _after(self, seconds: float, value: Any, error: Exception | None) -> Any:
+        await self.sleep(seconds)
+        if error is not None:
+            raise error
+        return value
+
+    def busy(self, seconds: float) -> None:
+        """Simulated work inside a sync step callback (its `time.sleep`): the call takes `seconds` longer."""
+        if self._busy is None:
+            raise RuntimeError("busy() is only meaningful inside a sync step callback run by run_sync")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"busy() needs finite seconds >= 0, got {seconds!r}")
+        self._busy += seconds
 
     async def checkpoint(self, label: str) -> None:
         """A yield point: park as runnable; resume only when the scheduler picks this process."""

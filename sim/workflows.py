@@ -90,4 +90,12 @@ async def catch_timeout(event: WorkflowEvent, step: WorkflowStep) -> str:
     return "replied"
 
 
-ALL_WORKFLOWS = (approval, charge, sleepy, loop, chain, catch_timeout)
+@define_workflow("pair-workflow")
+async def pair(event: WorkflowEvent, step: WorkflowStep) -> list[Any]:
+    """Two waits for the same event type in one run: each must get its own event, in send order."""
+    first = await step.wait_for_event("first", type="item", timeout="1 hour")
+    second = await step.wait_for_event("second", type="item", timeout="1 hour")
+    return [first.payload, second.payload]
+
+
+ALL_WORKFLOWS = (approval, charge, sleepy, loop, chain, catch_timeout, pair)

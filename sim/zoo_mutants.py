@@ -133,6 +133,17 @@ def _charges() -> list[Op]:
             for n, backoff in ((3, "constant"), (4, "linear"), (5, "exponential"))]
 
 
+def _pairs() -> list[Op]:
+    """Instances that wait twice for the same event type, each sent its two events (some before it runs)."""
+    ops = []
+    for i in range(3):
+        iid = f"p{i}"
+        ops.append(Op(kind="create", workflow="pair-workflow", instance_id=iid))
+        ops += [Op(kind="event", workflow="pair-workflow", instance_id=iid, event_type="item", payload={"n": n})
+                for n in (1, 2)]
+    return ops
+
+
 def _dozers() -> list[Op]:
     """Sleeps and retries only: every step boundary is a hand-back with a wake-up time."""
     return [Op(kind="create", workflow="sleepy-workflow", instance_id=f"z{i}", params={"naps": 3, "nap": "1 min"})
@@ -176,6 +187,7 @@ DUPLICATES = Setting(mutant_profile("duplicates", duplicate_event=1.0))
 NAPS = Setting(mutant_profile("skew", skew=0.2), _naps)
 CHARGES = Setting(mutant_profile("crash", crash=0.02), _charges)
 CRASHES = Setting(mutant_profile("crashes", crash=0.05))
+PAIRS = Setting(mutant_profile("lifecycle", lifecycle=0.1), _pairs)
 CRASHING_DOZERS = Setting(attrs.evolve(mutant_profile("crash-dozers", crash=0.05), liveness_bound=1800.0), _dozers)
 # Healthy runners, every event delivered, the liveness phase starting while instances still wait: nothing
 # should need its 1-hour event timeout, so a bound below it shows a wake-up that comes only at the deadline.
@@ -464,7 +476,7 @@ MUTANTS: dict[str, ZooMutant] = {m.name: m for m in (
               setting=LIFECYCLE, models="signal handler re-enqueues a suspended/paused workflow",
               patch=_patch_paused_consumes, explore="race-pause", best="random", gate_budget=300,
               explore_note=_EAGER_CLIENT),
-    ZooMutant(name="event-twice", title="event delivered twice", prop="P5", setting=LIFECYCLE,
+    ZooMutant(name="event-twice", title="event delivered twice", prop="P5", setting=PAIRS,
               models="consumed message never acknowledged, redelivered to the next waiter",
               patch=_patch_event_twice, best="random", gate_budget=200),
     ZooMutant(name="priority-ties", title="priority order broken on ties", prop="P2", setting=CALM,

@@ -74,7 +74,7 @@ def test_event_sent_during_the_wait_is_received(rt: ManualRuntime) -> None:
         history = await eng.history("approval", iid)
         (rec,) = history.steps
         assert (rec.key, rec.type, rec.status) == ("wait_for_event:approval", "wait_for_event", "completed")
-        assert rec.result == {"type": "approval", "payload": {"ok": True}, "timestamp": T0 + 60}
+        assert rec.result == {"type": "approval", "payload": {"ok": True}, "timestamp": at(T0 + 60).isoformat()}
         (ev,) = history.events
         assert (ev.type, ev.payload, ev.created_at, ev.consumed_by) == (
             "approval", {"ok": True}, at(T0 + 60), "wait_for_event:approval")
@@ -361,3 +361,35 @@ def test_wait_for_event_type_too_long_errors_the_instance(rt: ManualRuntime) -> 
             assert info.error is not None and info.error.name == "NameTooLong"
 
     run_async(main())
+
+
+def test_a_received_event_in_an_output_or_step_result_is_stored_as_json(rt: ManualRuntime) -> None:
+    """`return {"approval": await step.wait_for_event(...)}` completes (issue 10): a ReceivedEvent is stored as
+    {"type", "payload", "timestamp": ISO-8601 UTC}, and a step returning one gives that dict live and on replay."""
+    from_step: list[Any] = []
+
+    @define_workflow("keeps-event")
+    async def keeps_event(event: WorkflowEvent, step: WorkflowStep) -> Any:
+        got = await step.wait_for_event("approval", type="approval", timeout="1 hour")
+        from_step.append(await step.do("copy", lambda: got))
+        await step.sleep("after", "10 s")
+        return {"approval": got}
+
+    stored = {"type": "approval", "payload": {"ok": True}, "timestamp": at(T0 + 5).isoformat()}
+
+    async def main() -> None:
+        async with Engine(workflows=[keeps_event], runtime=rt) as eng:
+            iid = await eng.create("keeps-event")
+            await eng.run_until_idle()
+            await rt.advance(5)
+            await eng.send_event("keeps-event", iid, type="approval", payload={"ok": True})
+            await eng.run_until_idle()
+            await rt.advance(10)
+            await eng.run_until_idle()
+            info = await eng.status("keeps-event", iid)
+            assert (info.status, info.output) == ("complete", {"approval": stored})
+            steps = {s.key: s for s in (await eng.history("keeps-event", iid)).steps}
+            assert steps["do:copy"].result == stored
+
+    run_async(main())
+    assert from_step == [stored, stored]

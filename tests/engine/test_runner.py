@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -219,6 +220,10 @@ def test_heartbeat_keeps_the_lease_of_a_long_step(rt: ManualRuntime, tmp_path: P
     run_async(main())
 
 
+def _dead(*args: object) -> None:
+    raise sqlite3.OperationalError("disk I/O error: the process died")
+
+
 def test_dead_runner_is_taken_over_once_its_lease_expires(rt: ManualRuntime, tmp_path: Path) -> None:
     """A runner that dies mid-step keeps the task until its lease ends; then another engine takes it over."""
     gated = Gated()
@@ -229,7 +234,8 @@ def test_dead_runner_is_taken_over_once_its_lease_expires(rt: ManualRuntime, tmp
             iid = await a.create("gated")
             dying = asyncio.ensure_future(a.tick())
             await settle()
-            dying.cancel()  # the runner dies: no renewals, no commit
+            a.store.run_txn = _dead  # type: ignore[method-assign]  # the process is gone: it writes nothing more
+            dying.cancel()  # no renewals, no commit, no release
             with pytest.raises(asyncio.CancelledError):
                 await finished(dying)
             assert gated.cancelled == [iid]
@@ -498,7 +504,7 @@ def test_stop_lets_the_in_flight_step_commit_then_returns(rt: ManualRuntime) -> 
 
 
 def test_cancelled_worker_abandons_the_step_in_flight(rt: ManualRuntime, tmp_path: Path) -> None:
-    """Cancelling run_worker mid-step cancels the callback, commits nothing, and the task survives for takeover."""
+    """Cancelling run_worker mid-step cancels the callback, commits nothing, and hands the task back at once."""
     gated = Gated()
 
     async def main() -> None:
@@ -512,8 +518,51 @@ def test_cancelled_worker_abandons_the_step_in_flight(rt: ManualRuntime, tmp_pat
             assert gated.cancelled == [iid]
             assert (await a.history("gated", iid)).steps == ()
             gated.block = False
-            await rt.advance(LEASE + 1)
+            # The cancelled runner handed its task back: another takes it at once, not a lease later.
+            assert (await a.status("gated", iid)).status == "queued"
             assert await b.run_until_idle() == 1
             assert await output(b, "gated", iid) == ("complete", "call1")
+
+    run_async(main())
+
+
+def test_graceful_stop_commits_the_step_in_flight_then_hands_the_task_back(
+    rt: ManualRuntime, tmp_path: Path
+) -> None:
+    """stop() mid-run: the running step commits, the next step is not started, and another runner resumes the
+    instance at once from the committed step (issue 10: the lease used to be kept until it expired)."""
+    gate = asyncio.Event()
+    calls: list[str] = []
+
+    @define_workflow("two-steps")
+    async def two_steps(event: WorkflowEvent, step: WorkflowStep) -> Any:
+        async def first() -> str:
+            calls.append("first")
+            await gate.wait()
+            return "one"
+
+        def second() -> str:
+            calls.append("second")
+            return "two"
+
+        return [await step.do("first", first), await step.do("second", second)]
+
+    async def main() -> None:
+        async with engines(rt, tmp_path, two_steps) as (a, b):
+            iid = await a.create("two-steps")
+            worker = asyncio.ensure_future(a.run_worker(poll_interval="1 s"))
+            await settle()
+            assert calls == ["first"]
+            await a.stop()
+            gate.set()
+            await finished(worker)
+            assert calls == ["first"]
+            assert [(s.key, s.status) for s in (await a.history("two-steps", iid)).steps] == [("do:first", "completed")]
+            (task,) = tasks(a)
+            assert (task["status"], task["run_at"], task["lock_owner"]) == ("pending", T0, None)
+            assert await b.run_until_idle() == 1  # no clock move: the task is due now
+            assert await output(b, "two-steps", iid) == ("complete", ["one", "two"])
+            assert calls == ["first", "second"]
+            assert await a.run_until_idle() == 0  # after its worker returned, a ticks normally again
 
     run_async(main())

@@ -147,7 +147,7 @@ MUTANTS = (
     Mutant("renewal ignores ownership", "P3", CLOCK_JUMP, range(16), zoo._patch_blind_heartbeat),
     Mutant("fence passes a deleted task", "P4", LIFECYCLE, range(24), _p4_fence_passes_deleted_task),
     Mutant("pause accepts terminal instance", "P4", LIFECYCLE, range(5), _p4_pause_terminal),
-    Mutant("consumed event not marked", "P5", LIFECYCLE, range(16), zoo._patch_event_twice),
+    Mutant("consumed event not marked", "P5", zoo.PAIRS, range(16), zoo._patch_event_twice),
     Mutant("event accepted after deadline", "P5", LATE, range(10), zoo._patch_late_event),
     Mutant("events consumed newest first", "P5", DUPLICATES, range(6), _p5_newest_first),
     Mutant("pause keeps the task", "P6", LIFECYCLE, range(5), _p6_pause_keeps_task),

@@ -249,8 +249,8 @@ class TestRunnerTransitions:
         assert (1, "do:s") in m.instances["s0"].steps
         assert m.replay(m.instances["s0"]).key == "do:s"
 
-    def test_unconsumed_events_carry_over_to_the_next_run(self) -> None:
-        """Events are buffered per instance: one the old run did not consume is there for the new run."""
+    def test_events_belong_to_the_run_they_were_sent_to(self) -> None:
+        """An event the old run did not consume is never the new run's; one sent after the restart is."""
         m = Model()
         m.create("m-wait", "w0", {"waits": 1, "timeout": 20.0})
         m.send_event("w0", "go", 7, None, T0)
@@ -258,6 +258,14 @@ class TestRunnerTransitions:
         assert m.due("w0", T0) == "wait_for_event:w has not started"
         claimed(m, "w0")
         m.on_commit("w0", 2, "wait_for_event:w", row("completed", result=7, wake_at=T0 + 20), 1, False, False, T0)
+        assert m.violations != []
+        m = Model()
+        m.create("m-wait", "w0", {"waits": 1, "timeout": 20.0})
+        m.send_event("w0", "go", 7, None, T0)
+        m.restart("w0")
+        m.send_event("w0", "go", 8, None, T0)
+        claimed(m, "w0")
+        m.on_commit("w0", 2, "wait_for_event:w", row("completed", result=8, wake_at=T0 + 20), 2, False, False, T0)
         assert m.violations == []
 
     def test_finishing_with_a_step_pending_is_a_violation(self) -> None:

@@ -132,12 +132,12 @@ class TestBarriers:
 
 class TestTimeAndLeases:
     def test_advance_fires_heartbeats_at_their_due_times(self) -> None:
-        """While a callback is stopped, time passing renews the runner's lease every lease/3 seconds."""
+        """While a callback is stopped, the 30 s lease is renewed whenever a third of it is left (20, 40, 60 s)."""
         assert_ok(scenario(
             create(gated_wf, id="g"),
             tick("a"),
-            advance("35 s"),
-            expect_trace(lambda tr: tr.times("renew", runner="a") == [10.0, 20.0, 30.0], "renewals at 10, 20, 30 s"),
+            advance("65 s"),
+            expect_trace(lambda tr: tr.times("renew", runner="a") == [20.0, 40.0, 60.0], "renewals at 20, 40, 60 s"),
             expect_status("g", "running"),
             release(gate),
             expect_output("g", 1),
