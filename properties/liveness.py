@@ -17,3 +17,16 @@ def check_liveness(conn: sqlite3.Connection, bound: float) -> list[Violation]:
             "WHERE status NOT IN ('complete', 'errored', 'terminated', 'paused') ORDER BY seq"
         )
     ]
+
+
+def check_replays(conn: sqlite3.Connection) -> list[Violation]:
+    """The simulator's own workflows are deterministic, so no instance of theirs may end errored by a
+    nondeterminism error: if one does, the engine mis-keyed or misplaced a step (e.g. a nested step)."""
+    return [
+        Violation("P10 replay", f"{r['instance_id']} ({r['workflow_name']}) errored as nondeterministic: "
+                  f"{r['error_message']}", {"instance": dict(r)})
+        for r in conn.execute(
+            "SELECT workflow_name, instance_id, run_number, error_message FROM workflow_instance "
+            "WHERE status = 'errored' AND error_name = 'NondeterminismError' ORDER BY seq"
+        )
+    ]

@@ -43,7 +43,7 @@ from sim.scenario_expect import (
     expect_trace,
     expect_value,
 )
-from sim.scenario_run import CURRENT_RUN, FAULT_KINDS, Barrier, ScenarioRun, hang, run_state
+from sim.scenario_run import CURRENT_RUN, FAULT_KINDS, Barrier, ScenarioRun, busy, hang, run_state
 from sim.scenario_steps import (
     Ref,
     Step,
@@ -73,7 +73,7 @@ from sim.trace import Trace
 
 __all__ = [
     "FAULT_KINDS", "Barrier", "Entry", "Ref", "Scenario", "ScenarioError", "ScenarioFailure", "ScenarioResult",
-    "ScenarioRun", "Step", "TraceView", "act", "advance", "advance_to", "barrier", "concurrent", "crash",
+    "ScenarioRun", "Step", "TraceView", "act", "advance", "advance_to", "barrier", "busy", "concurrent", "crash",
     "create", "create_batch", "event", "expect", "expect_calls", "expect_error", "expect_history",
     "expect_instances", "expect_output", "expect_status", "expect_trace", "expect_value", "expire_lease",
     "hang", "pause", "proceed", "ref", "release", "restart", "restart_runner", "resume", "run_state",

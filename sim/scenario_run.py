@@ -34,7 +34,7 @@ from sim.world import ClientRuntime, SimStore, fresh_database, run_now
 if TYPE_CHECKING:
     from sim.scenario import Scenario
 
-__all__ = ["CURRENT_RUN", "FAULT_KINDS", "Barrier", "ScenarioRun", "hang", "run_state"]
+__all__ = ["CURRENT_RUN", "FAULT_KINDS", "Barrier", "ScenarioRun", "busy", "hang", "run_state"]
 
 #: What a scenario may declare in `tolerates=`; only these are varied or injected under `--seeds`.
 FAULT_KINDS: dict[str, str] = {
@@ -62,6 +62,24 @@ def run_state() -> dict[str, Any]:
     """
     run = CURRENT_RUN.get()
     return run.state if run is not None else {}
+
+
+def busy(seconds: float) -> None:
+    """Inside a sync step callback: block the runner for `seconds` of simulated time (its `time.sleep`).
+
+    The simulated runtime runs sync callbacks inline and lets that time pass afterwards as a timer, so the
+    runner's heartbeat and the attempt timeout race it as they race a worker thread in production.
+    """
+    run = CURRENT_RUN.get()
+    if run is None:
+        return
+    process = run.scheduler.current_process()
+    if process is None:
+        raise RuntimeError("busy() must be called from a step callback run by a scenario runner")
+    run.record(process, "busy", seconds=seconds)
+    runtime = run.slot(process).store.runtime
+    assert isinstance(runtime, SimRuntime)
+    runtime.busy(seconds)
 
 
 async def hang() -> None:

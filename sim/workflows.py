@@ -6,7 +6,15 @@ from typing import Any
 
 import attrs
 
-from engine import Retries, StepFailed, WaitForEventTimeout, WorkflowEvent, WorkflowStep, define_workflow
+from engine import (
+    InvalidStepName,
+    Retries,
+    StepFailed,
+    WaitForEventTimeout,
+    WorkflowEvent,
+    WorkflowStep,
+    define_workflow,
+)
 
 
 @attrs.frozen
@@ -98,4 +106,31 @@ async def pair(event: WorkflowEvent, step: WorkflowStep) -> list[Any]:
     return [first.payload, second.payload]
 
 
-ALL_WORKFLOWS = (approval, charge, sleepy, loop, chain, catch_timeout, pair)
+@define_workflow("names-workflow")
+async def names(event: WorkflowEvent, step: WorkflowStep) -> list[Any]:
+    """A step name with `#` is refused at the call, so the repeated name after it keys as `do:x#2`."""
+    first = await step.do("x", lambda: 1)
+    try:
+        await step.do("x#2", lambda: 2)
+        verdict = "accepted"
+    except InvalidStepName:
+        verdict = "refused"
+    await step.sleep("nap", "1 s")
+    return [first, verdict, await step.do("x", lambda: 3)]
+
+
+@define_workflow("nested-workflow")
+async def nested(event: WorkflowEvent, step: WorkflowStep) -> list[Any]:
+    """A step callback that calls a step: refused with NestedStepError, caught, and the run goes on."""
+    async def outer() -> Any:
+        return await step.do("inner", lambda: "inner")
+
+    try:
+        got = await step.do("outer", outer, retries=Retries(limit=1, delay="1 s"))
+    except StepFailed as failed:
+        got = failed.error_name
+    await step.sleep("nap", "1 s")
+    return [got, await step.do("after", lambda: "after")]
+
+
+ALL_WORKFLOWS = (approval, charge, sleepy, loop, chain, catch_timeout, pair, names, nested)

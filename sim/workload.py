@@ -25,14 +25,29 @@ def _callback(i: int, timeout: float) -> Any:
     return call
 
 
+def _sync_callback(i: int, busy: float) -> Any:
+    def call(ctx: Any) -> int:
+        from sim.world import CURRENT_WORLD
+
+        world = CURRENT_WORLD.get()
+        if world is not None:
+            world.busy(ctx.step_key, busy)
+        return i
+
+    return call
+
+
 @define_workflow("sim-steps")
 async def sim_steps(event: WorkflowEvent, step: WorkflowStep) -> int:
-    """N async steps that yield inside their callbacks, optionally waiting for a `go` event midway."""
+    """N async steps that yield inside their callbacks, optionally waiting for a `go` event midway; step
+    `sync_at`, if given, is a sync callback that blocks for `busy` simulated seconds (near the lease length)."""
     total = 0
     for i in range(int(event.payload["steps"])):
         if i == event.payload.get("wait_at"):
             await step.wait_for_event("go", type="go", timeout="1 hour")
-        total += await step.do(f"s{i}", _callback(i, 60.0), retries=Retries(limit=2, delay="2 s", backoff="constant"),
+        callback = (_sync_callback(i, float(event.payload["busy"])) if i == event.payload.get("sync_at")
+                    else _callback(i, 60.0))
+        total += await step.do(f"s{i}", callback, retries=Retries(limit=2, delay="2 s", backoff="constant"),
                                timeout="60 s")
     return total
 
@@ -108,6 +123,8 @@ PROFILES: dict[str, Profile] = {
     "swarm": Profile(name="swarm", swarm=True),
     "calm": Profile(name="calm", faults=FaultConfig.none()),
     "sleepy": Profile(name="sleepy", workload="sleepy", instances=3, faults=FaultConfig.none()),
+    # Sync steps that block for 0.5x..1.5x the 30 s lease (timeout 60 s): only the heartbeat keeps them.
+    "slow-sync": Profile(name="slow-sync", workload="slow-sync", instances=3),
     "s1": Profile(name="s1", workload="s1", runners=3, instances=2, lease=30.0, max_actions=300,
                   faults=FaultConfig(crash=0.02, max_crashes=1, restart_runner=0.3)),
 }
@@ -168,10 +185,19 @@ def _instance_ops(choices: ChoiceSource, index: int) -> list[Op]:
     return ops + [ev("timeout-workflow", "reply", {"ok": True}, late=True)] if choices.flip("input", 0.6) else ops
 
 
+def _slow_sync_ops(choices: ChoiceSource, index: int, lease: float) -> list[Op]:
+    steps = 2 + choices.choose("input", 3)
+    busy = lease * (0.5 + choices.choose("input", 11) / 10.0)
+    return [Op(kind="create", workflow="sim-steps", instance_id=f"y{index}",
+               params={"steps": steps, "sync_at": choices.choose("input", steps), "busy": busy})]
+
+
 def build_workload(choices: ChoiceSource, profile: Profile) -> list[Op]:
     """Per-instance op sequences, merged in a seed-chosen order (each instance's own order kept)."""
     if profile.workload == "s1":
         queues = _s1(choices)
+    elif profile.workload == "slow-sync":
+        queues = [_slow_sync_ops(choices, i, profile.lease) for i in range(profile.instances)]
     elif profile.workload == "sleepy":
         queues = [[Op(kind="create", workflow="sleepy-workflow", instance_id=f"z{i}",
                       params={"naps": 4, "nap": "6 hours"})] for i in range(profile.instances)]

@@ -17,7 +17,7 @@ import attrs
 from engine import Engine, EngineError, SqliteStore
 from engine._schema import migrate
 from engine._sqlite_store import connect
-from properties import Checker, Violation, check_liveness
+from properties import Checker, Violation, check_liveness, check_replays
 from sim.choices import ChoiceSource, SeededChoices
 from sim.clock import VirtualClock
 from sim.dump import dump_database
@@ -214,6 +214,14 @@ class World:
 
     # -- step callbacks --------------------------------------------------------------------------
 
+    def busy(self, key: str, seconds: float) -> None:
+        """Called from inside simulated sync step callbacks: the call blocks its runner for `seconds`."""
+        process = self.scheduler.current_process() or "?"
+        self.record(process, "busy", key=key, seconds=seconds)
+        runtime = self.stores[process].runtime
+        assert isinstance(runtime, SimRuntime)
+        runtime.busy(seconds)
+
     async def in_callback(self, key: str, timeout: float) -> None:
         """Called from inside simulated step callbacks: a yield point, and the callback faults."""
         await self.scheduler.park("callback")
@@ -367,6 +375,8 @@ class World:
             self.checker.on_move()
         if not self.checker.violations:
             self.checker.violations.extend(check_liveness(self.conn, self.profile.liveness_bound))
+        if not self.checker.violations:
+            self.checker.violations.extend(check_replays(self.conn))
 
     def _settled(self) -> bool:
         row = self.conn.execute(

@@ -37,7 +37,7 @@ from engine._store import Claim
 from sim.choices import ChoiceSource
 from sim.faults import FaultConfig
 from sim.pct import PCTPicker
-from sim.workload import Op, Profile
+from sim.workload import Op, Profile, get_profile
 from sim.world import CURRENT_WORLD, RunResult, World
 
 Edit = tuple[str, str] | tuple[str, str, int]
@@ -144,6 +144,12 @@ def _pairs() -> list[Op]:
     return ops
 
 
+def _names() -> list[Op]:
+    """Workflows that try a `#` step name and a step nested in a step callback (both must be refused)."""
+    return [Op(kind="create", workflow=wf, instance_id=f"{wf[0]}{i}", params={})
+            for i in range(2) for wf in ("names-workflow", "nested-workflow")]
+
+
 def _dozers() -> list[Op]:
     """Sleeps and retries only: every step boundary is a hand-back with a wake-up time."""
     return [Op(kind="create", workflow="sleepy-workflow", instance_id=f"z{i}", params={"naps": 3, "nap": "1 min"})
@@ -188,6 +194,8 @@ NAPS = Setting(mutant_profile("skew", skew=0.2), _naps)
 CHARGES = Setting(mutant_profile("crash", crash=0.02), _charges)
 CRASHES = Setting(mutant_profile("crashes", crash=0.05))
 PAIRS = Setting(mutant_profile("lifecycle", lifecycle=0.1), _pairs)
+NAMES = Setting(mutant_profile("calm"), _names)
+SLOW_SYNC = Setting(attrs.evolve(get_profile("slow-sync"), name="mutant-slow-sync", faults=FaultConfig.none()))
 CRASHING_DOZERS = Setting(attrs.evolve(mutant_profile("crash-dozers", crash=0.05), liveness_bound=1800.0), _dozers)
 # Healthy runners, every event delivered, the liveness phase starting while instances still wait: nothing
 # should need its 1-hour event timeout, so a bound below it shows a wake-up that comes only at the deadline.
@@ -409,6 +417,33 @@ def _patch_wakeup_overwritten(p: Patch) -> None:
          "    if outcome.paused or not (outcome.event or outcome.timed_out):\n")))
 
 
+def _patch_sync_no_heartbeat(p: Patch) -> None:
+    # The engine's first version: a sync callback blocks the event loop, so no heartbeat runs while it
+    # does; a sync step longer than the lease loses it, is run again by another runner, and so forever.
+    rewrite(p, execution.Execution, "call", (
+        "        value = self._run_sync(fn, *args)\n",
+        "        self.stop_heartbeat()\n        value = self._run_sync(fn, *args)\n"))
+
+
+def _patch_events_leak(p: Patch) -> None:
+    # The event buffer is per instance, not per run: an event no earlier run consumed completes a wait of
+    # the run a restart started (a stale webhook finishing a restarted order).
+    rewrite(p, txn, "_first_event", ("AND run_number = ? AND type", "AND run_number <= ? AND type"))
+
+
+def _patch_hash_names(p: Patch) -> None:
+    # Step names are not checked for '#': do("x"), do("x#2"), do("x") keys the third as do:x#2 too; its
+    # commit is refused as a second completion and the run retries it after every lease, forever.
+    rewrite(p, step, "_check_name", ('    if "#" in name:\n', "    if False:\n"))
+
+
+def _patch_nested_steps(p: Patch) -> None:
+    # A step started from inside another step's callback is accepted: it takes the next position, and the
+    # replay after the next suspension meets it where the workflow's own next step should be.
+    rewrite(p, step.WorkflowStep, "_next", (
+        "if _IN_CALLBACK.get() == (x.claim.workflow, x.claim.instance_id):", "if False:"))
+
+
 CANARY_RATE = 0.1
 
 
@@ -501,6 +536,18 @@ MUTANTS: dict[str, ZooMutant] = {m.name: m for m in (
     ZooMutant(name="wakeup-overwritten", title="send_event wake-up overwritten by a reschedule", prop="P9",
               setting=PROMPT, models="check-then-park wait; the park's reschedule clobbers the signal's wake-up",
               patch=_patch_wakeup_overwritten, best="random", gate_budget=400),
+    ZooMutant(name="sync-no-heartbeat", title="no heartbeat while a sync callback runs", prop="P9",
+              setting=SLOW_SYNC, models="a blocking callback on the event loop starves the lease renewal",
+              patch=_patch_sync_no_heartbeat, best="random", gate_budget=20),
+    ZooMutant(name="events-leak-across-runs", title="events leak into a restarted run", prop="P5",
+              setting=LIFECYCLE, models="an event buffer keyed by instance instead of by run",
+              patch=_patch_events_leak, best="random", gate_budget=300),
+    ZooMutant(name="hash-step-names", title="'#' accepted in step names", prop="P1", also=("P9",), setting=NAMES,
+              models="user names colliding with the engine's repeat-key suffix",
+              patch=_patch_hash_names, best="random", gate_budget=10),
+    ZooMutant(name="nested-steps", title="nested step accepted", prop="P10", setting=NAMES,
+              models="a step started inside a step callback taking the workflow's next position",
+              patch=_patch_nested_steps, best="random", gate_budget=10),
     ZooMutant(name="canary", title=f"canary: fails {CANARY_RATE:.0%} of seeds", prop="P8", setting=DEFAULT,
               models="(calibration) a coin from the choice stream decides whether the bug fires",
               patch=_patch_canary, best="random", gate_budget=100),

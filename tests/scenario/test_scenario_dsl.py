@@ -257,7 +257,7 @@ def test_public_surface_of_sim_scenario() -> None:
 
     expected = {
         "FAULT_KINDS", "Barrier", "Entry", "Ref", "Scenario", "ScenarioError", "ScenarioFailure", "ScenarioResult",
-        "ScenarioRun", "Step", "TraceView", "act", "advance", "advance_to", "barrier", "concurrent", "crash",
+        "ScenarioRun", "Step", "TraceView", "act", "advance", "advance_to", "barrier", "busy", "concurrent", "crash",
         "create", "create_batch", "event", "expect", "expect_calls", "expect_error", "expect_history",
         "expect_instances", "expect_output", "expect_status", "expect_trace", "expect_value", "expire_lease",
         "hang", "pause", "proceed", "ref", "release", "restart", "restart_runner", "resume", "run_state",

@@ -36,7 +36,7 @@ PROBE_SEEDS = 200  # per profile (default and swarm): 400 runs
 def _engine_functions() -> dict[tuple[str, str], object]:
     """Every function and method the mutants may replace, by (owner, name)."""
     found: dict[tuple[str, str], object] = {}
-    for owner in (txn, store.SqliteStore, step.WorkflowStep, execution.Execution, runner.Runner):
+    for owner in (txn, step, store.SqliteStore, step.WorkflowStep, execution.Execution, runner.Runner):
         for name, value in vars(owner).items():
             if isinstance(value, types.FunctionType):
                 found[(getattr(owner, "__name__", str(owner)), name)] = value
