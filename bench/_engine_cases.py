@@ -32,14 +32,26 @@ class BenchFailure(Exception):
     """A benchmark's work did not complete as expected: a correctness problem, reported, never a timing."""
 
 
-def make_workflows(on_return: Callable[[str], None] | None = None) -> list[WorkflowDefinition]:
-    """The one benchmark workflow: `n` trivial sync `step.do` steps, each a lambda returning its index."""
+def make_workflows(
+    on_return: Callable[[str], None] | None = None, *, async_steps: bool = False
+) -> list[WorkflowDefinition]:
+    """The one benchmark workflow: `n` trivial `step.do` steps, each returning its index.
+
+    Sync callbacks (a lambda) run in a worker thread (DESIGN §2); `async_steps` uses `async def` callbacks,
+    which run on the event loop, to show the engine's own cost without the thread hop.
+    """
 
     async def steps(event: Any, step: Any) -> int:
         total = 0
         for i in range(event.payload["n"]):
-            # A fresh lambda per step, as user code writes it; default-bound so it needs no StepContext.
-            total += await step.do(f"s{i}", lambda i=i: i)
+            if async_steps:
+                async def call(i: int = i) -> int:
+                    return i
+
+                total += await step.do(f"s{i}", call)
+            else:
+                # A fresh lambda per step, as user code writes it; default-bound so it needs no StepContext.
+                total += await step.do(f"s{i}", lambda i=i: i)
         if on_return is not None:
             on_return(event.instance_id)
         return total
@@ -86,8 +98,8 @@ async def check_one(engine: Engine, iid: str, n: int) -> None:
         raise BenchFailure(f"one workflow of {n} steps ended {info.status} with {info.output!r}")
 
 
-async def _one_workflow(path: str, n: int) -> tuple[float, int]:
-    async with Engine(path, workflows=make_workflows(), runner_id="bench-0") as engine:
+async def _one_workflow(path: str, n: int, async_steps: bool = False) -> tuple[float, int]:
+    async with Engine(path, workflows=make_workflows(async_steps=async_steps), runner_id="bench-0") as engine:
         before = _writes(engine)
         start = time.perf_counter()
         iid = await run_one(engine, n)
@@ -97,12 +109,14 @@ async def _one_workflow(path: str, n: int) -> tuple[float, int]:
     return elapsed, writes
 
 
-def one_workflow(workdir: str, n: int, repeats: int, *, case: str, label: str) -> Measurement:
+def one_workflow(
+    workdir: str, n: int, repeats: int, *, case: str, label: str, async_steps: bool = False
+) -> Measurement:
     """One workflow of `n` steps: create, then run_until_idle; timed from create to completion."""
     seconds, writes = [], 0
     for rep in range(repeats):
         path = os.path.join(workdir, f"engine-{case}-{n}-{rep}.db")
-        elapsed, writes = _run(functools.partial(_one_workflow, path, n))
+        elapsed, writes = _run(functools.partial(_one_workflow, path, n, async_steps))
         seconds.append(elapsed)
     return Measurement(case=case, system="engine", label=label, seconds=tuple(seconds), steps=n, workflows=1,
                        write_transactions=writes)

@@ -69,6 +69,9 @@ def run_benchmarks(
         for m in (
             attempt("(a) engine, one long workflow", lambda: engine_cases.one_workflow(
                 workdir, n, repeats, case="a", label=f"1 workflow x {n} steps")),
+            attempt("(a') engine, one long workflow, async callbacks", lambda: engine_cases.one_workflow(
+                workdir, n, repeats, case="a-async", label=f"1 workflow x {n} async-callback steps",
+                async_steps=True)),
             attempt("(b) engine, sequential", lambda: engine_cases.sequential(workdir, sizes, repeats)),
             attempt("(c) engine, concurrent runners", lambda: engine_cases.concurrent(workdir, sizes, repeats)),
             attempt("(d) raw SQLite", lambda: raw_commits(workdir, sizes.raw_commits, repeats)),

@@ -121,6 +121,14 @@ class Execution:
         args = () if context is None else (context,)
         if _is_async(fn):
             value = fn(*args)
+            if inspect.iscoroutine(value):
+                # Fast path: drive the coroutine to its first suspension here. One that never suspends (most
+                # async callbacks of a cached or in-memory kind) needs no timeout race and no extra task.
+                try:
+                    first = value.send(None)
+                except StopIteration as stop:
+                    return stop.value
+                value = _Resumed(value, first)
         else:
             value = self._run_sync(fn, *args)
         if inspect.isawaitable(value):
@@ -208,6 +216,37 @@ class Execution:
         if runner is None:
             return run_in_thread(fn, *args)
         return runner(fn, *args)
+
+
+class _Resumed:
+    """The rest of a coroutine already driven to its first suspension, as an awaitable a task can run.
+
+    It forwards what the coroutine yields (the future it waits on) and what the task sends or throws back,
+    exactly as `yield from` would, so cancellation and timeouts reach the callback as usual.
+    """
+
+    def __init__(self, coro: Any, pending: Any) -> None:
+        self._coro = coro
+        self._pending = pending
+
+    def __await__(self) -> Any:
+        coro, pending = self._coro, self._pending
+        while True:
+            try:
+                sent = yield pending
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # noqa: BLE001 - thrown in by the task (cancellation): pass it on
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    pending = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
