@@ -151,7 +151,7 @@ def _s1(choices: ChoiceSource) -> list[list[Op]]:
     return [a, b]
 
 
-def _instance_ops(choices: ChoiceSource, index: int) -> list[Op]:
+def _instance_ops(choices: ChoiceSource, index: int, lease: float) -> list[Op]:
     iid = f"i{index}"
     kind = choices.choose("input", 6)
 
@@ -163,7 +163,11 @@ def _instance_ops(choices: ChoiceSource, index: int) -> list[Op]:
     if kind == 0:
         steps = 2 + choices.choose("input", 5)
         wait_at = choices.choose("input", steps + 1)
-        ops = [Op(kind="create", workflow="sim-steps", instance_id=iid, params={"steps": steps, "wait_at": wait_at})]
+        params: dict[str, Any] = {"steps": steps, "wait_at": wait_at}
+        if steps >= 5:
+            # The last step blocks in sync code for 1.2 leases: only the heartbeat keeps it (issue 10).
+            params.update(sync_at=steps - 1, busy=1.2 * lease)
+        ops = [Op(kind="create", workflow="sim-steps", instance_id=iid, params=params)]
         return ops + [ev("sim-steps", "go", {"i": index})] if wait_at < steps else ops
     if kind == 1:
         return [Op(kind="create", workflow="approval-workflow", instance_id=iid,
@@ -202,7 +206,7 @@ def build_workload(choices: ChoiceSource, profile: Profile) -> list[Op]:
         queues = [[Op(kind="create", workflow="sleepy-workflow", instance_id=f"z{i}",
                       params={"naps": 4, "nap": "6 hours"})] for i in range(profile.instances)]
     else:
-        queues = [_instance_ops(choices, i) for i in range(profile.instances)]
+        queues = [_instance_ops(choices, i, profile.lease) for i in range(profile.instances)]
     merged: list[Op] = []
     while any(queues):
         live = [q for q in queues if q]
