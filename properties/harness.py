@@ -22,6 +22,7 @@ from typing import Any
 from engine import (
     Engine,
     EngineError,
+    InvalidStepName,
     Retries,
     SqliteStore,
     StepFailed,
@@ -33,7 +34,7 @@ from engine import (
 )
 from properties import strategies as s
 from properties.checker import Checker
-from properties.model import PROGRAMS, Do, Failed, Model, Program, Request, Sleep, TimedOut
+from properties.model import PROGRAMS, Do, Failed, Model, Program, Refused, Request, Sleep, TimedOut
 from sim.choices import HypothesisChoices
 from sim.clock import VirtualClock
 from sim.faults import FaultConfig
@@ -68,7 +69,7 @@ def _adapter(program: Program, park: Callable[[], Coroutine[Any, Any, None]]) ->
                 request = gen.throw(thrown) if thrown is not None else gen.send(send)
             except StopIteration as stop:
                 return stop.value
-            except (Failed, TimedOut) as escaped:
+            except (Failed, TimedOut, Refused) as escaped:
                 if escaped is thrown and original is not None:
                     raise original from None  # uncaught: the engine records the original error
                 raise
@@ -79,6 +80,8 @@ def _adapter(program: Program, park: Callable[[], Coroutine[Any, Any, None]]) ->
                 thrown, original = Failed(exc.error_name, exc.message, exc.attempts), exc
             except WaitForEventTimeout as exc:
                 thrown, original = TimedOut(str(exc)), exc
+            except InvalidStepName as exc:
+                thrown, original = Refused(str(exc)), exc
 
     return run
 

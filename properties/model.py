@@ -47,6 +47,11 @@ class TimedOut(Exception):
     """Thrown into a program when a Wait reached its deadline (the engine's WaitForEventTimeout)."""
 
 
+class Refused(Exception):
+    """Thrown into a program at a step whose name contains `#` (the engine's InvalidStepName): nothing is
+    written and no key is used, so the next repeat of a name still gets the next `#n` (DESIGN §2)."""
+
+
 @attrs.frozen
 class Do:
     """`step.do(name, ...)` whose callback fails its first `fail` attempts; Retries(limit, delay, backoff)."""
@@ -94,8 +99,14 @@ Program = Callable[[Any], Generator[Request, Any, Any]]
 
 
 def steps_program(params: Any) -> Generator[Request, Any, Any]:
-    """k steps with one repeated name (keys do:s, do:s#2, ...), optionally parking inside the callback."""
-    out = []
+    """k steps with one repeated name (keys do:s, do:s#2, ...), optionally parking inside the callback;
+    with `hash`, a step named "s#2" is tried first (refused, caught)."""
+    out: list[Any] = []
+    if params.get("hash"):
+        try:
+            out.append((yield Do("s#2")))
+        except Refused:
+            out.append("refused")
     for _ in range(params["k"]):
         out.append((yield Do("s", park=params.get("park", False))))
     return out
@@ -277,6 +288,9 @@ class Model:
                 return Pending(error=(failed.error_name, failed.message))
             except TimedOut as timed_out:
                 return Pending(error=("WaitForEventTimeout", str(timed_out)))
+            if "#" in request.name:
+                send, throw = None, Refused(f"step name {request.name!r} contains '#'")
+                continue
             base = f"{request.type}:{request.name}"
             seen[base] = seen.get(base, 0) + 1
             key = base if seen[base] == 1 else f"{base}#{seen[base]}"

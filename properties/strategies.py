@@ -74,7 +74,9 @@ def quality_settings(max_examples: int = 2000) -> settings:
 def _params(workflow: str) -> list[dict[str, Any]]:
     """Every parameter set of a machine workflow (see properties.model's programs), simplest first."""
     if workflow == "m-steps":
-        return [{"k": k, "park": park} for park in (False, True) for k in (1, 2, 3)]
+        # Last, so the simpler sets keep their places: a refused "s#2" before two steps.
+        return [{"k": k, "park": park} for park in (False, True) for k in (1, 2, 3)] + [
+            {"k": 2, "park": False, "hash": True}]
     if workflow == "m-wait":
         return [{"waits": n, "timeout": t} for t in (20.0, 90.0) for n in (1, 2)]
     if workflow == "m-sleep":

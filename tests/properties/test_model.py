@@ -285,3 +285,10 @@ def test_due_reports_only_instances_the_engine_owes_progress(status: str, expect
     m.create("m-steps", "s0", {"k": 1})
     m.instances["s0"].status = status
     assert m.due("s0", T0) == expected
+
+
+def test_a_hash_step_name_is_refused_without_using_a_key() -> None:
+    """The model throws Refused at a `#` name and the next repeat of `s` still keys as do:s#2... after do:s."""
+    m = Model()
+    m.create("m-steps", "s0", {"k": 2, "park": False, "hash": True})
+    assert m.due("s0", T0) == "do:s has not started"

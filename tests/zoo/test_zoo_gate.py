@@ -114,3 +114,10 @@ def test_zoo_command_writes_a_table(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     text = out.read_text()
     assert "`priority-ties`" in text and "| n/a |" in text
+
+
+@pytest.mark.parametrize(("name", "examples"), [("hash-step-names", 100), ("events-leak-across-runs", 600)])
+def test_issue_10_rules_are_caught_by_the_state_machine_search(name: str, examples: int) -> None:
+    """The model's `#` and run-scoped-event rules (issue 10) let the Hypothesis machine find their mutants."""
+    cell = run_cell(name, "machine", Budget(seeds=1, explore_cap=1, machine_examples=examples, shrink=False))
+    assert cell.detected, f"{name} not caught by the machine in {examples} examples: {cell}"
