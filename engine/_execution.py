@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import types
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 from ._runtime import Runtime, run_in_thread
@@ -38,6 +38,13 @@ class Execution:
     def now(self) -> float:
         """The scheduling clock: the store's, never the runner's local time (property 6/7 timers)."""
         return self.store.now()
+
+    def release_if_draining(self) -> None:
+        """At a step boundary of a stopping runner: hand the task back (the step before this one committed;
+        another runner replays from here at once)."""
+        if self.draining():
+            self.stopped = True
+            raise Suspended(None, released=True)
 
     def ensure_live(self) -> None:
         """Refuse new steps once the workflow was told to stop (it may have swallowed the signal)."""
@@ -121,20 +128,11 @@ class Execution:
         args = () if context is None else (context,)
         if _is_async(fn):
             value = fn(*args)
-            if inspect.iscoroutine(value):
-                # Fast path: drive the coroutine to its first suspension here. One that never suspends (most
-                # async callbacks of a cached or in-memory kind) needs no timeout race and no extra task.
-                try:
-                    first = value.send(None)
-                except StopIteration as stop:
-                    return stop.value
-                value = _Resumed(value, first)
         else:
             value = self._run_sync(fn, *args)
         if inspect.isawaitable(value):
-            value = await self._guard(value, timeout, key, attempt)
-        if inspect.isawaitable(value):  # a sync callable that returned a coroutine (`lambda: fetch()`)
-            value = await self._guard(value, timeout, key, attempt)
+            # One timeout for the whole attempt, also when a sync callable returned a coroutine.
+            value = await self._guard(_settled(value), timeout, key, attempt)
         return value
 
     async def _guard(self, awaitable: Awaitable[Any], timeout: float, key: str, attempt: int) -> Any:
@@ -143,7 +141,17 @@ class Execution:
         On timeout the callback is cancelled (a sync one in a thread runs on, its result discarded) and the
         attempt fails; on a lost lease the whole execution is abandoned.
         """
+        # The callback runs in its own task (its own context, its own current_task() for asyncio.timeout,
+        # TaskGroup and cancel scopes). One turn of the loop first: a callback that never suspends is done
+        # then, and needs no timeout race.
         work = asyncio.ensure_future(awaitable)
+        try:
+            await _one_turn()
+        except BaseException:
+            work.cancel()
+            raise
+        if work.done():
+            return work.result()
         timer = asyncio.ensure_future(self.runtime.sleep(timeout))
         lost = self._lost
         waits: tuple[asyncio.Future[Any], ...] = (work, timer) if lost is None else (work, timer, lost)
@@ -218,35 +226,18 @@ class Execution:
         return runner(fn, *args)
 
 
-class _Resumed:
-    """The rest of a coroutine already driven to its first suspension, as an awaitable a task can run.
+async def _settled(awaitable: Awaitable[Any]) -> Any:
+    """Await the callback's result, and the awaitable a sync callable may have returned (`lambda: fetch()`)."""
+    value = await awaitable
+    if inspect.isawaitable(value):
+        value = await value
+    return value
 
-    It forwards what the coroutine yields (the future it waits on) and what the task sends or throws back,
-    exactly as `yield from` would, so cancellation and timeouts reach the callback as usual.
-    """
 
-    def __init__(self, coro: Any, pending: Any) -> None:
-        self._coro = coro
-        self._pending = pending
-
-    def __await__(self) -> Any:
-        coro, pending = self._coro, self._pending
-        while True:
-            try:
-                sent = yield pending
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # noqa: BLE001 - thrown in by the task (cancellation): pass it on
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    pending = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
+@types.coroutine
+def _one_turn() -> Generator[None, None, None]:
+    """Let every task that is ready run once (asyncio.sleep(0) without the ambient call, DESIGN §4)."""
+    yield
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:

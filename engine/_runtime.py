@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import functools
 import random
@@ -40,22 +41,28 @@ class Runtime(Protocol):
         ...
 
 
-def run_in_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+def run_in_thread(
+    fn: Callable[..., T], *args: Any, executor: concurrent.futures.Executor | None = None
+) -> asyncio.Future[T]:
     """Run a sync step callback in a worker thread (context variables included), leaving the loop free.
 
-    Returns the executor's future itself (no coroutine, no task around it: the hop is the hot path's
-    largest cost). A thread cannot be stopped: after a timeout or a lost lease the engine stops waiting for
-    it and discards whatever it returns, but the call itself runs on to its end.
+    `executor` defaults to the loop's default one (runtimes without `run_sync`). A thread cannot be stopped:
+    after a timeout or a lost lease the engine stops waiting for it and discards whatever it returns, but
+    the call runs on to its end and keeps its thread until then.
     """
     context = contextvars.copy_context()
-    return asyncio.get_running_loop().run_in_executor(None, functools.partial(context.run, fn, *args))
+    return asyncio.get_running_loop().run_in_executor(executor, functools.partial(context.run, fn, *args))
 
 
 class SystemRuntime:
     """Production runtime: the real clock, OS randomness, uuid4 ids and asyncio sleeps."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_sync_threads: int = 32) -> None:
         self.random = random.Random()
+        self.max_sync_threads = max_sync_threads
+        # Created on first use; its own, so hung sync callbacks cannot exhaust the loop's default executor
+        # (which DNS lookups and other libraries share).
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     def now(self) -> float:
         """Wall-clock seconds since the epoch."""
@@ -71,4 +78,7 @@ class SystemRuntime:
 
     def run_sync(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Sync step callbacks run in a worker thread, so a slow one keeps its lease (DESIGN §2)."""
-        return run_in_thread(fn, *args)
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.max_sync_threads, thread_name_prefix="stepsim-step")
+        return run_in_thread(fn, *args, executor=self._executor)

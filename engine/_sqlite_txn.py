@@ -479,8 +479,15 @@ def suspend_txn(
 
 def release_txn(conn: sqlite3.Connection, claim: Claim, now: float, lease_until: float) -> None:
     """Give a claimed task back, due now and with its kind kept, so another runner need not wait out the
-    lease (graceful stop). The instance shows `queued` until a runner claims it again."""
+    lease (graceful stop). The instance shows `queued` until a runner claims it again; a pause requested
+    meanwhile takes effect here, this being a step boundary."""
     fence_txn(conn, claim, now, lease_until)
+    requested = conn.execute(
+        "SELECT pause_requested FROM workflow_instance WHERE workflow_name = ? AND instance_id = ?",
+        (claim.workflow, claim.instance_id),
+    ).fetchone()[0]
+    if _pause_if(conn, claim, now, bool(requested)):
+        return
     conn.execute(
         "UPDATE workflow_task SET status = 'pending', run_at = ?, lock_owner = NULL, locked_until = NULL "
         "WHERE id = ?",

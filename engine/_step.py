@@ -146,14 +146,11 @@ class WorkflowStep:
         """Key this call, check it against history at the same position, return (key, position, row)."""
         x = self._x
         x.ensure_live()
-        if x.draining():
-            # Graceful stop: the step before this one committed; another runner replays from here at once.
-            x.stopped = True
-            raise Suspended(None, released=True)
         if _IN_CALLBACK.get() == (x.claim.workflow, x.claim.instance_id):
             raise NestedStepError(
                 f"step {type}:{name} was called from inside a running step callback; steps may only be "
                 "awaited by the workflow function itself")
+        x.release_if_draining()
         base = f"{type}:{_check_name(name)}"
         count = self._seen.get(base, 0) + 1
         self._seen[base] = count
@@ -236,6 +233,7 @@ class WorkflowStep:
                 await x.commit(waiting, Suspension("retry", retry_at))
                 raise Suspended(None)
             await x.commit(waiting, None)
+            x.release_if_draining()  # a zero-delay retry is a step boundary too
             attempts = attempt
 
     # -- sleep ---------------------------------------------------------------------------------------

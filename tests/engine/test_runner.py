@@ -566,3 +566,29 @@ def test_graceful_stop_commits_the_step_in_flight_then_hands_the_task_back(
             assert await a.run_until_idle() == 0  # after its worker returned, a ticks normally again
 
     run_async(main())
+
+
+def test_a_hard_stop_applies_a_pause_requested_during_the_step(rt: ManualRuntime, tmp_path: Path) -> None:
+    """pause() while a callback runs is only a request; a hard stop hands the task back at a step boundary,
+    so the instance is paused there and nobody runs the callback again until it is resumed."""
+    gated = Gated()
+
+    async def main() -> None:
+        async with engines(rt, tmp_path, gated.definition) as (a, b):
+            iid = await a.create("gated")
+            worker = asyncio.ensure_future(a.run_worker(poll_interval="1 s"))
+            await settle()
+            await a.pause("gated", iid)
+            assert (await a.status("gated", iid)).pause_requested
+            worker.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await finished(worker)
+            assert (await a.status("gated", iid)).status == "paused"
+            assert await b.run_until_idle() == 0
+            gated.block = False
+            await b.resume("gated", iid)
+            assert await b.run_until_idle() == 1
+            assert await output(b, "gated", iid) == ("complete", "call1")
+            assert gated.started == [iid, iid]
+
+    run_async(main())

@@ -254,3 +254,69 @@ def test_hash_in_a_step_name_is_invalid_step_name_and_writes_nothing(rt: ManualR
                 assert keys == ["do:x"]
 
     run_async(main())
+
+
+def test_async_callbacks_run_in_their_own_task_and_context(rt: ManualRuntime) -> None:
+    """A callback's asyncio.timeout/TaskGroup and context variables belong to the callback, never to the
+    runner: a timeout it catches cannot cancel the worker, and a variable it sets stays inside it."""
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    seen: list[str] = []
+
+    async def scoped() -> str:
+        token = var.set("inside")  # before the first await: must not leak into the workflow
+        try:
+            async with asyncio.timeout(0):  # expires at once, cancelling the current task: the callback's
+                await asyncio.Event().wait()
+        except TimeoutError:
+            pass
+        var.reset(token)
+        return "handled"
+
+    @define_workflow("scoped")
+    async def scoped_wf(event: WorkflowEvent, step: WorkflowStep) -> Any:
+        got = await step.do("scoped", scoped)
+        seen.append(var.get())
+        return got
+
+    async def main() -> None:
+        async with Engine(workflows=[scoped_wf], runtime=rt) as eng:
+            iid = await eng.create("scoped")
+            await eng.run_until_idle()
+            info = await eng.status("scoped", iid)
+            assert (info.status, info.output) == ("complete", "handled")
+
+    run_async(main())
+    assert seen == ["unset"]
+
+
+def test_graceful_stop_ends_a_zero_delay_retry_loop_after_the_attempt_in_flight(rt: ManualRuntime) -> None:
+    """stop() during a failing step with no retry delay: the attempt in flight commits, no further attempt
+    starts, and the task is handed back due now."""
+    attempts: list[int] = []
+    gate = asyncio.Event()
+
+    async def flaky(ctx: Any) -> str:
+        attempts.append(ctx.attempt)
+        await gate.wait()
+        raise RuntimeError(f"attempt {ctx.attempt} failed")
+
+    @define_workflow("flaky")
+    async def flaky_wf(event: WorkflowEvent, step: WorkflowStep) -> Any:
+        return await step.do("flaky", flaky, retries=Retries(limit=5, delay=0, backoff="constant"))
+
+    async def main() -> None:
+        async with Engine(workflows=[flaky_wf], runtime=rt) as eng:
+            iid = await eng.create("flaky")
+            worker = asyncio.ensure_future(eng.run_worker(poll_interval="1 s"))
+            await settle()
+            await eng.stop()
+            gate.set()
+            await asyncio.wait_for(worker, 5)
+            (rec,) = (await eng.history("flaky", iid)).steps
+            assert (rec.status, rec.attempts) == ("waiting", 1)
+            assert (await eng.status("flaky", iid)).status == "queued"
+
+    run_async(main())
+    assert attempts == [1]
