@@ -1,4 +1,4 @@
-"""(h) Simulator throughput: seeds/s of `sim.world.run_seed` on reference scenario S1, and the measured wall
+"""(h) Simulator throughput: seeds/s of `sim.world.simulation.run_seed` on reference scenario S1, and the measured wall
 time of 24 h of sleep-heavy virtual time (profile 'sleepy')."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import time
 
-from sim.world import run_seed
+from sim.world.simulation import run_seed
 
 from ._records import Measurement, Sizes
 

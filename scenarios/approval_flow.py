@@ -14,7 +14,7 @@ from sim.scenario import (
     expect_status,
     run_until_idle,
 )
-from sim.workflows import approval
+from sim.world.workflows import approval
 
 scenario = Scenario("approval-flow", [approval], runners=["a", "b"], steps=[
     create(approval, {"request_id": "r1", "amount": 125}, id="r1"),

@@ -12,7 +12,7 @@ from sim.scenario import (
     expect_status,
     run_until_idle,
 )
-from sim.workflows import approval
+from sim.world.workflows import approval
 
 TABLES = ("workflow_instance", "workflow_task", "workflow_step", "workflow_event")
 

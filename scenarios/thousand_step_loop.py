@@ -10,7 +10,7 @@ from sim.scenario import (
     expect_output,
     run_until_idle,
 )
-from sim.workflows import loop
+from sim.world.workflows import loop
 
 N = 1000
 

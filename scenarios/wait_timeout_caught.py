@@ -17,7 +17,7 @@ from sim.scenario import (
     expect_status,
     run_until_idle,
 )
-from sim.workflows import catch_timeout
+from sim.world.workflows import catch_timeout
 
 
 @define_workflow("strict-wait")

@@ -5,7 +5,7 @@ private asyncio loop in the order it dictates, each process talks to the engine 
 and what happened is kept as a ``Trace`` (DESIGN §5).
 """
 
-from sim.choices import (
+from sim.core.choices import (
     FLIP,
     Choice,
     ChoiceSource,
@@ -17,10 +17,10 @@ from sim.choices import (
     dump_tape,
     load_tape,
 )
-from sim.clock import DEFAULT_START, VirtualClock
-from sim.runtime import SimRuntime
-from sim.scheduler import Scheduler, SimulationError, StepResult, Waiter, WaiterKind
-from sim.trace import Trace, TraceRecord
+from sim.core.clock import DEFAULT_START, VirtualClock
+from sim.core.runtime import SimRuntime
+from sim.core.scheduler import Scheduler, SimulationError, StepResult, Waiter, WaiterKind
+from sim.core.trace import Trace, TraceRecord
 
 __all__ = [
     "DEFAULT_START",

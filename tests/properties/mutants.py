@@ -24,12 +24,12 @@ import pytest
 import engine._runner as runner
 import engine._sqlite_txn as txn
 import engine._step as step
-import sim.zoo_mutants as zoo
+import sim.zoo.mutants as zoo
 from engine._store import Claim
 
-# The edit-and-recompile machinery, the settings and the mutants the zoo shares live with the bug zoo (sim/zoo_mutants.py), which
+# The edit-and-recompile machinery, the settings and the mutants the zoo shares live with the bug zoo (sim/zoo/mutants.py), which
 # applies the same kind of mutants outside pytest; pytest's monkeypatch has the `setattr` they need.
-from sim.zoo_mutants import (
+from sim.zoo.mutants import (
     CALM,
     CHARGES,
     CLOCK_JUMP,

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import settings
 
 from properties import strategies
-from properties.harness import Harness
-from properties.machine import profile_run, program_rules, run_machine
-from properties.quality import MUTANTS, applied
-from sim.zoo_mutants import MUTANTS as ZOO
+from sim.search.harness import Harness
+from sim.search.machine import profile_run, program_rules, run_machine
+from sim.zoo.quality import MUTANTS, applied
+from sim.zoo.mutants import MUTANTS as ZOO
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
 STALLED = 65535  # a flip drawn this high is True whatever its probability (HypothesisChoices.flip)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from properties.quality import MUTANTS, Mutant, hunt
+from sim.zoo.quality import MUTANTS, Mutant, hunt
 
 pytestmark = pytest.mark.slow
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sim.cli import main
+from sim.cli.main import main
 
 GOOD = '''"""Sleeps one minute, then completes."""
 from engine import define_workflow
-from sim.scenario import Scenario, advance, create, expect_output, run_until_idle
+from sim.scenario.dsl import Scenario, advance, create, expect_output, run_until_idle
 
 
 @define_workflow("nap")

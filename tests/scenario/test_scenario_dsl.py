@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from engine import Retries, WorkflowEvent, WorkflowStep, define_workflow
-from sim.scenario import (
+from sim.scenario.dsl import (
     Barrier,
     Scenario,
     ScenarioError,
@@ -32,8 +32,8 @@ from sim.scenario import (
     run_until_idle,
     tick,
 )
-from sim.scenario_run import ScenarioRun
-from sim.trace import TraceRecord
+from sim.scenario.run import ScenarioRun
+from sim.core.trace import TraceRecord
 
 gate = barrier("work")
 
@@ -252,8 +252,8 @@ def test_context_exposes_status_history_counts_and_time() -> None:
 
 
 def test_public_surface_of_sim_scenario() -> None:
-    """sim.scenario exports exactly the DSL (trio's test_exports pattern) and every name is importable."""
-    import sim.scenario
+    """sim.scenario.dsl exports exactly the DSL (trio's test_exports pattern) and every name is importable."""
+    import sim.scenario.dsl
 
     expected = {
         "FAULT_KINDS", "Barrier", "Entry", "Ref", "Scenario", "ScenarioError", "ScenarioFailure", "ScenarioResult",
@@ -263,5 +263,5 @@ def test_public_surface_of_sim_scenario() -> None:
         "hang", "pause", "proceed", "ref", "release", "restart", "restart_runner", "resume", "run_state",
         "run_until_idle", "terminate", "tick",
     }
-    assert set(sim.scenario.__all__) == expected
-    assert all(hasattr(sim.scenario, name) for name in expected)
+    assert set(sim.scenario.dsl.__all__) == expected
+    assert all(hasattr(sim.scenario.dsl, name) for name in expected)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sim.scenario_files import discover, jobs_for, load
+from sim.scenario.files import discover, jobs_for, load
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 

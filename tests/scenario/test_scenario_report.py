@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 import engine._sqlite_txn as txn
-from sim.scenario import ScenarioFailure
-from sim.scenario_files import load
+from sim.scenario.dsl import ScenarioFailure
+from sim.scenario.files import load
 
 HEADER = '''"""A scenario written by a test."""
 from engine import WorkflowEvent, WorkflowStep, define_workflow
-from sim.scenario import *
+from sim.scenario.dsl import *
 
 
 @define_workflow("wf")
@@ -144,7 +144,7 @@ def test_invariant_violations_fail_the_step_that_caused_them(monkeypatch: pytest
 
 def test_pytest_shows_the_scenario_report_for_a_failing_file(tmp_path: Path) -> None:
     """Collected through the conftest hooks, a failing scenario file fails its test item with the report."""
-    (tmp_path / "conftest.py").write_text("from sim.scenario_pytest import pytest_addoption, pytest_collect_file\n")
+    (tmp_path / "conftest.py").write_text("from sim.scenario.pytest_plugin import pytest_addoption, pytest_collect_file\n")
     path = write(tmp_path, """
         scenario = Scenario("broken-sample", [wf], steps=[
             create(wf, id="x"),

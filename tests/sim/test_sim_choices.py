@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.choices import (
+from sim.core.choices import (
     FLIP,
     Choice,
     ChoiceSource,

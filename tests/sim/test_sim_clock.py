@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from sim.clock import DEFAULT_START, VirtualClock
+from sim.core.clock import DEFAULT_START, VirtualClock
 
 
 def test_starts_at_fixed_epoch() -> None:

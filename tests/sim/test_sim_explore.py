@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 import engine._sqlite_txn as txn
 from engine._store import Claim, DueTask
-from sim.cli import main
-from sim.explore import CONFIGS, Enumerator, ExploreConfig, explore, replay_tape, write_tape
+from sim.cli.main import main
+from sim.search.explore import CONFIGS, Enumerator, ExploreConfig, explore, replay_tape, write_tape
 
 STEPS3 = CONFIGS["steps3"]
 

@@ -1,11 +1,11 @@
 """The public surface of the sim package (trio's test_exports pattern)."""
 
 import sim
-import sim.choices
-import sim.clock
-import sim.runtime
-import sim.scheduler
-import sim.trace
+import sim.core.choices
+import sim.core.clock
+import sim.core.runtime
+import sim.core.scheduler
+import sim.core.trace
 
 EXPECTED = {
     "DEFAULT_START",
@@ -34,7 +34,7 @@ EXPECTED = {
 def test_package_exports() -> None:
     """sim re-exports exactly the public names of its modules, and each one resolves."""
     assert set(sim.__all__) == EXPECTED
-    modules = (sim.choices, sim.clock, sim.runtime, sim.scheduler, sim.trace)
+    modules = (sim.core.choices, sim.core.clock, sim.core.runtime, sim.core.scheduler, sim.core.trace)
     assert set().union(*(m.__all__ for m in modules)) == EXPECTED
     for name in EXPECTED:
         assert getattr(sim, name) is not None

@@ -5,10 +5,10 @@ import re
 
 import pytest
 
-from sim.choices import SeededChoices
-from sim.clock import DEFAULT_START
-from sim.runtime import SimRuntime
-from sim.scheduler import Scheduler, SimulationError
+from sim.core.choices import SeededChoices
+from sim.core.clock import DEFAULT_START
+from sim.core.runtime import SimRuntime
+from sim.core.scheduler import Scheduler, SimulationError
 
 ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_:-]{0,127}$")
 

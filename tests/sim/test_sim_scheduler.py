@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.choices import (
+from sim.core.choices import (
     ChoiceSource,
     HypothesisChoices,
     RecordingChoices,
@@ -21,10 +21,10 @@ from sim.choices import (
     dump_tape,
     load_tape,
 )
-from sim.clock import DEFAULT_START, VirtualClock
-from sim.runtime import SimRuntime
-from sim.scheduler import Scheduler, SimulationError, StepResult, Waiter
-from sim.trace import Trace
+from sim.core.clock import DEFAULT_START, VirtualClock
+from sim.core.runtime import SimRuntime
+from sim.core.scheduler import Scheduler, SimulationError, StepResult, Waiter
+from sim.core.trace import Trace
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = ("a", "b", "c")

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from sim.trace import Trace, TraceRecord
+from sim.core.trace import Trace, TraceRecord
 
 
 class Colour(str, enum.Enum):

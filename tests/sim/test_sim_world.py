@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 import engine._sqlite_txn as txn
-from sim.campaign import campaign, repro_line, resolve_profile, save_failure, self_check
-from sim.cli import main
-from sim.world import run_seed
+from sim.search.campaign import campaign, repro_line, resolve_profile, save_failure, self_check
+from sim.cli.main import main
+from sim.world.simulation import run_seed
 
 
 def test_same_seed_gives_byte_identical_trace() -> None:

@@ -1,6 +1,6 @@
 """The bug-zoo gate (issue 7): the harness must find every realistic engine bug, and know its own noise.
 
-Every mutant of sim/zoo_mutants.py is caught by its best mode within a small budget, by the property it
+Every mutant of sim/zoo/mutants.py is caught by its best mode within a small budget, by the property it
 breaks, on a seed the real engine passes; the canary fails the fraction of seeds its coin promises; the
 determinism self-check passes the real engine and flags a wall-clock read; and every "sometimes" probe is
 reached by a short fuzz campaign, so the properties are not only ever checked on easy runs.
@@ -20,11 +20,11 @@ import engine._runner as runner
 import engine._sqlite_store as store
 import engine._sqlite_txn as txn
 import engine._step as step
-from sim.campaign import self_check
-from sim.probes import PROBES, probe_campaign
-from sim.workload import get_profile
-from sim.zoo import Budget, run_cell
-from sim.zoo_mutants import CANARY_RATE, DEFAULT, MUTANTS, apply
+from sim.search.campaign import self_check
+from sim.world.probes import PROBES, probe_campaign
+from sim.world.workload import get_profile
+from sim.zoo.cells import Budget, run_cell
+from sim.zoo.mutants import CANARY_RATE, DEFAULT, MUTANTS, apply
 
 pytestmark = pytest.mark.zoo
 
@@ -106,7 +106,7 @@ def test_every_sometimes_probe_is_hit() -> None:
 
 def test_zoo_command_writes_a_table(tmp_path: Path) -> None:
     """`stepsim zoo` on one mutant and one mode writes a Markdown row for it."""
-    from sim.cli import main
+    from sim.cli.main import main
 
     out = tmp_path / "zoo.md"
     result = CliRunner().invoke(main, ["zoo", "--mutant", "priority-ties", "--modes", "random,explore",

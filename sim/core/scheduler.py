@@ -21,8 +21,8 @@ from typing import Any, Literal, Self, TypeVar
 
 import attrs
 
-from sim.choices import ChoiceSource
-from sim.clock import VirtualClock
+from sim.core.choices import ChoiceSource
+from sim.core.clock import VirtualClock
 
 __all__ = ["Scheduler", "SimulationError", "StepResult", "Waiter", "WaiterKind"]
 

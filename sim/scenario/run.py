@@ -1,7 +1,7 @@
 """One execution of a scenario: real `Engine` runners over one SQLite database, driven move by move.
 
 A `ScenarioRun` is the world a scenario's steps act on (and the context their callables receive). Like
-`sim.world.World` it gives every runner its own `SimStore` over one shared in-memory connection and a
+`sim.world.simulation.World` it gives every runner its own `SimStore` over one shared in-memory connection and a
 `SimRuntime` of one `Scheduler`, and the same `properties.Checker` sees every engine action and runs after
 every move. Unlike the fuzzing world it has no background workers: a runner moves only when a step says so
 (`tick`, `run_until_idle`, `concurrent`, `release`, `proceed`) or when time passes (`advance`), so a scenario
@@ -21,18 +21,18 @@ import attrs
 
 from engine import Engine, History, InstanceInfo, SqliteStore
 from properties import Checker
-from sim.choices import SeededChoices
-from sim.clock import VirtualClock
-from sim.faults import FaultConfig
-from sim.runtime import SimRuntime
-from sim.scenario_errors import InvariantBroken, Mismatch, ScenarioError, StepError
-from sim.scenario_trace import TraceView, render_trace, runner_matches
-from sim.scheduler import Scheduler, Waiter
-from sim.trace import Trace
-from sim.world import ClientRuntime, SimStore, fresh_database, run_now
+from sim.core.choices import SeededChoices
+from sim.core.clock import VirtualClock
+from sim.world.faults import FaultConfig
+from sim.core.runtime import SimRuntime
+from sim.scenario.errors import InvariantBroken, Mismatch, ScenarioError, StepError
+from sim.scenario.trace import TraceView, render_trace, runner_matches
+from sim.core.scheduler import Scheduler, Waiter
+from sim.core.trace import Trace
+from sim.world.simulation import ClientRuntime, SimStore, fresh_database, run_now
 
 if TYPE_CHECKING:
-    from sim.scenario import Scenario
+    from sim.scenario.dsl import Scenario
 
 __all__ = ["CURRENT_RUN", "FAULT_KINDS", "Barrier", "ScenarioRun", "busy", "hang", "run_state"]
 

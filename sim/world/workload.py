@@ -8,15 +8,14 @@ from typing import Any
 import attrs
 
 from engine import Engine, Retries, WorkflowDefinition, WorkflowEvent, WorkflowStep, define_workflow
-from sim.choices import ChoiceSource
-from sim.faults import FaultConfig
-from sim.workflows import ALL_WORKFLOWS
+from sim.core.choices import ChoiceSource
+from sim.world.current import CURRENT_WORLD
+from sim.world.faults import FaultConfig
+from sim.world.workflows import ALL_WORKFLOWS
 
 
 def _callback(i: int, timeout: float) -> Any:
     async def call(ctx: Any) -> int:
-        from sim.world import CURRENT_WORLD
-
         world = CURRENT_WORLD.get()
         if world is not None:
             await world.in_callback(ctx.step_key, timeout)
@@ -27,8 +26,6 @@ def _callback(i: int, timeout: float) -> Any:
 
 def _sync_callback(i: int, busy: float) -> Any:
     def call(ctx: Any) -> int:
-        from sim.world import CURRENT_WORLD
-
         world = CURRENT_WORLD.get()
         if world is not None:
             world.busy(ctx.step_key, busy)

@@ -18,16 +18,16 @@ from engine import Engine, EngineError, SqliteStore
 from engine._schema import migrate
 from engine._sqlite_store import connect
 from properties import Checker, Violation, check_liveness, check_replays
-from sim.choices import ChoiceSource, SeededChoices
-from sim.clock import VirtualClock
-from sim.dump import dump_database
-from sim.faults import FaultConfig
-from sim.runtime import SimRuntime
-from sim.scheduler import Scheduler, SimulationError, Waiter
-from sim.trace import Trace
-from sim.workload import Op, Profile, build_workload, library
+from sim.core.choices import ChoiceSource, SeededChoices
+from sim.core.clock import VirtualClock
+from sim.world.current import CURRENT_WORLD
+from sim.world.dump import dump_database
+from sim.world.faults import FaultConfig
+from sim.core.runtime import SimRuntime
+from sim.core.scheduler import Scheduler, SimulationError, Waiter
+from sim.core.trace import Trace
+from sim.world.workload import Op, Profile, build_workload, library
 
-CURRENT_WORLD: contextvars.ContextVar[World | None] = contextvars.ContextVar("stepsim_world", default=None)
 
 
 _TEMPLATE: list[sqlite3.Connection] = []
@@ -387,7 +387,7 @@ class World:
 
 def run_seed(seed: int, profile: Profile | str = "default") -> RunResult:
     """Run one seed of a profile (by name or object) and return its result."""
-    from sim.workload import get_profile
+    from sim.world.workload import get_profile
 
     prof = get_profile(profile) if isinstance(profile, str) else profile
     return World(seed, prof).run()

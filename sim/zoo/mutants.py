@@ -34,11 +34,12 @@ import engine._sqlite_store as store
 import engine._sqlite_txn as txn
 import engine._step as step
 from engine._store import Claim
-from sim.choices import ChoiceSource
-from sim.faults import FaultConfig
-from sim.pct import PCTPicker
-from sim.workload import Op, Profile, get_profile
-from sim.world import CURRENT_WORLD, RunResult, World
+from sim.core.choices import ChoiceSource
+from sim.world.faults import FaultConfig
+from sim.search.pct import PCTPicker
+from sim.world.workload import Op, Profile, get_profile
+from sim.world.current import CURRENT_WORLD
+from sim.world.simulation import RunResult, World
 
 Edit = tuple[str, str] | tuple[str, str, int]
 _MISSING = object()
@@ -474,7 +475,7 @@ def _patch_wall_clock(p: Patch) -> None:
                                        'self._trace("find", now=now, wall=__import__("time").time(),'))
 
 
-# sim/explore.py's act() lets the client act at once whenever no task is due ("delaying it only shifts
+# sim/search/explore.py's act() lets the client act at once whenever no task is due ("delaying it only shifts
 # time"), so no client operation ever waits past a timer: a pause after the wait has parked, or an event
 # after the wait's deadline, is outside the space it enumerates. Without that reduction race-pause finds
 # both mutants below (measured: 1668 and 1164 executions).

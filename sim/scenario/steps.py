@@ -16,9 +16,9 @@ from typing import Any
 import attrs
 
 from engine import EngineError, WorkflowDefinition, parse_duration
-from sim.scenario_errors import Mismatch, ScenarioError, StepError
-from sim.scenario_run import Barrier, ScenarioRun
-from sim.world import run_now
+from sim.scenario.errors import Mismatch, ScenarioError, StepError
+from sim.scenario.run import Barrier, ScenarioRun
+from sim.world.simulation import run_now
 
 __all__ = [
     "Ref",
@@ -55,8 +55,7 @@ def where() -> str:
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        inside = os.path.dirname(os.path.abspath(filename)) == _HERE and \
-            os.path.basename(filename).startswith("scenario")
+        inside = os.path.dirname(os.path.abspath(filename)) == _HERE  # every module of sim/scenario/
         if not inside and not filename.startswith("<attrs"):
             return f"{filename}:{frame.f_lineno}"
         frame = frame.f_back  # type: ignore[assignment]

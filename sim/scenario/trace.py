@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from sim.trace import TraceRecord
+from sim.core.trace import TraceRecord
 
 __all__ = ["Entry", "TraceView", "render_trace"]
 

@@ -1,4 +1,4 @@
-"""`stepsim run` (scenario files under seeds) and `stepsim check` (the main CI job), registered in sim.cli."""
+"""`stepsim run` (scenario files under seeds) and `stepsim check` (the main CI job), registered in sim.cli.main."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sim.scenario import ScenarioResult
-from sim.scenario_errors import ScenarioError
-from sim.scenario_files import Job, discover, jobs_for, load, run_jobs
+from sim.scenario.dsl import ScenarioResult
+from sim.scenario.errors import ScenarioError
+from sim.scenario.files import Job, discover, jobs_for, load, run_jobs
 
 console = Console()
 
@@ -168,7 +168,7 @@ def _summary_markdown(results: list[ScenarioResult], fuzz: Any, profile: str, fu
 @click.option("--reports", default="reports", show_default=True, help="summary.md and failure artifacts")
 def check(scenario_dir: str, seeds: int, fuzz_seeds: int, profile: str, jobs: int | None, reports: str) -> None:
     """The main CI job: every scenario file plus a short fuzz campaign; writes REPORTS/summary.md."""
-    from sim.campaign import campaign, default_jobs, repro_line, resolve_profile, self_check
+    from sim.search.campaign import campaign, default_jobs, repro_line, resolve_profile, self_check
 
     workers = jobs or default_jobs()
     out = Path(reports)

@@ -14,9 +14,9 @@ from typing import Any
 
 import attrs
 
-from sim.trace import TraceRecord
-from sim.workload import get_profile
-from sim.world import RunResult, World
+from sim.core.trace import TraceRecord
+from sim.world.workload import get_profile
+from sim.world.simulation import RunResult, World
 
 PROBES = (
     "lease expired mid-step",

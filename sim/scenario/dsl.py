@@ -3,8 +3,8 @@
 A scenario file is a Python module with a docstring stating the behaviour it pins down and a module-level
 `scenario`::
 
-    from sim.scenario import Scenario, advance, create, event, expect_status, run_until_idle
-    from sim.workflows import approval
+    from sim.scenario.dsl import Scenario, advance, create, event, expect_status, run_until_idle
+    from sim.world.workflows import approval
 
     scenario = Scenario("approval-flow", [approval], runners=["a", "b"], steps=[
         create(approval, {"request_id": "r1", "amount": 125}, id="r1"),
@@ -31,8 +31,8 @@ from typing import Any
 import attrs
 
 from engine import WorkflowDefinition, parse_duration
-from sim.scenario_errors import InvariantBroken, Mismatch, ScenarioError, ScenarioFailure, StepError
-from sim.scenario_expect import (
+from sim.scenario.errors import InvariantBroken, Mismatch, ScenarioError, ScenarioFailure, StepError
+from sim.scenario.expect import (
     expect,
     expect_calls,
     expect_error,
@@ -43,8 +43,8 @@ from sim.scenario_expect import (
     expect_trace,
     expect_value,
 )
-from sim.scenario_run import CURRENT_RUN, FAULT_KINDS, Barrier, ScenarioRun, busy, hang, run_state
-from sim.scenario_steps import (
+from sim.scenario.run import CURRENT_RUN, FAULT_KINDS, Barrier, ScenarioRun, busy, hang, run_state
+from sim.scenario.steps import (
     Ref,
     Step,
     act,
@@ -68,8 +68,8 @@ from sim.scenario_steps import (
     tick,
     where,
 )
-from sim.scenario_trace import Entry, TraceView
-from sim.trace import Trace
+from sim.scenario.trace import Entry, TraceView
+from sim.core.trace import Trace
 
 __all__ = [
     "FAULT_KINDS", "Barrier", "Entry", "Ref", "Scenario", "ScenarioError", "ScenarioFailure", "ScenarioResult",

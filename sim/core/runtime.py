@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from sim.scheduler import Scheduler
+from sim.core.scheduler import Scheduler
 
 __all__ = ["SimRuntime"]
 

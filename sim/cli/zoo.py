@@ -12,7 +12,7 @@ console = Console()
 
 
 def _modes(text: str) -> list[str]:
-    from sim.zoo_mutants import MODES
+    from sim.zoo.mutants import MODES
 
     modes = [m.strip() for m in text.split(",") if m.strip()]
     unknown = [m for m in modes if m not in MODES]
@@ -45,9 +45,9 @@ def zoo(budget: int, only: tuple[str, ...], modes_text: str, explore_cap: int, m
         ratio_seeds: int, probe_seeds: int, no_shrink: bool, jobs: int | None, out: str | None,
         replay_seed: int | None, tape: str | None) -> None:
     """The bug zoo: realistic engine mutants, each of which some search mode must find."""
-    from sim.campaign import default_jobs
-    from sim.zoo import Budget, best_cell, pct_ratios, render_report, run_zoo
-    from sim.zoo_mutants import MUTANTS
+    from sim.search.campaign import default_jobs
+    from sim.zoo.cells import Budget, best_cell, pct_ratios, render_report, run_zoo
+    from sim.zoo.mutants import MUTANTS
 
     modes = _modes(modes_text)
     unknown = set(only) - set(MUTANTS)
@@ -63,7 +63,7 @@ def zoo(budget: int, only: tuple[str, ...], modes_text: str, explore_cap: int, m
     started = time.perf_counter()
 
     def show(cell: object) -> None:
-        from sim.zoo import Cell
+        from sim.zoo.cells import Cell
 
         assert isinstance(cell, Cell)
         if cell.detected:
@@ -85,7 +85,7 @@ def zoo(budget: int, only: tuple[str, ...], modes_text: str, explore_cap: int, m
                           f"rate uniform {r.uniform_hits}/{r.seeds}, pct {r.pct_hits}/{r.seeds}")
     probes = None
     if probe_seeds > 0 and not only:
-        from sim.probes import probe_campaign
+        from sim.world.probes import probe_campaign
 
         probes = probe_campaign(probe_seeds)
         console.print(f"sometimes probes over {probes.seeds} seeds: "
@@ -106,16 +106,16 @@ def zoo(budget: int, only: tuple[str, ...], modes_text: str, explore_cap: int, m
 
 
 def _replay(only: tuple[str, ...], modes: list[str], seed: int | None, tape: str | None) -> None:
-    from sim.probes import probe_stats
-    from sim.world import RunResult
-    from sim.zoo import run_mutant_seed
-    from sim.zoo_mutants import apply
+    from sim.world.probes import probe_stats
+    from sim.world.simulation import RunResult
+    from sim.zoo.cells import run_mutant_seed
+    from sim.zoo.mutants import apply
 
     if len(only) != 1:
         raise click.UsageError("--replay and --tape need exactly one --mutant")
     result: RunResult
     if tape is not None:
-        from sim.explore import replay_tape
+        from sim.search.explore import replay_tape
 
         with apply(only[0]):
             result = replay_tape(tape)[1]

@@ -17,13 +17,13 @@ from typing import Any
 
 import attrs
 
-from sim.campaign import SeedOutcome
-from sim.choices import Choice
-from sim.dump import dump_database, fingerprint
-from sim.faults import FaultConfig
-from sim.scheduler import Waiter
-from sim.workload import Op, Profile
-from sim.world import RunResult, World
+from sim.search.campaign import SeedOutcome
+from sim.core.choices import Choice
+from sim.world.dump import dump_database, fingerprint
+from sim.world.faults import FaultConfig
+from sim.core.scheduler import Waiter
+from sim.world.workload import Op, Profile
+from sim.world.simulation import RunResult, World
 
 QUIET_LABELS = frozenset({"tick:find", "sleep", "start"})
 

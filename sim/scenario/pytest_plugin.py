@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from sim.scenario import Scenario, ScenarioFailure
-from sim.scenario_files import is_scenario_file, load
+from sim.scenario.dsl import Scenario, ScenarioFailure
+from sim.scenario.files import is_scenario_file, load
 
 DEFAULT_SEEDS = 3
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import attrs
 
-from sim.pct import PCTPicker
-from sim.workload import Profile, get_profile
-from sim.world import RunResult, World
+from sim.search.pct import PCTPicker
+from sim.world.workload import Profile, get_profile
+from sim.world.simulation import RunResult, World
 
 
 def resolve_profile(name: str, *, runners: int | None = None, swarm: bool = False) -> Profile:

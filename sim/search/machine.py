@@ -3,10 +3,10 @@
 Rules are the client operations (create, create_batch, send_event, pause, resume, terminate, restart),
 ticks of a given runner (possibly stopping mid-flight at a checkpoint), runner crashes and restarts, clock
 moves (small steps and lease-crossing jumps), lease expiries, and `settle` (run every live runner until
-idle). Scheduling decisions inside a tick come from Hypothesis data through `sim.choices.HypothesisChoices`,
+idle). Scheduling decisions inside a tick come from Hypothesis data through `sim.core.choices.HypothesisChoices`,
 so Hypothesis shrinks interleavings as well as rules. After every rule the safety properties (DESIGN §6)
 must hold and the engine's state must equal the model's; after `settle` the model also says what the
-engine still owes. The cluster itself is `properties.harness.Harness`.
+engine still owes. The cluster itself is `sim.search.harness.Harness`.
 
 `run_machine` runs it under a settings profile and a seed; a failure is Hypothesis' replayable program plus
 the seed, also saved under reports/failures/.
@@ -37,7 +37,7 @@ from hypothesis.stateful import (
 )
 
 from properties import strategies as s
-from properties.harness import Harness
+from sim.search.harness import Harness
 
 # --- the state machine ----------------------------------------------------------------------------------
 

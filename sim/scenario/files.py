@@ -16,8 +16,8 @@ from pathlib import Path
 
 import attrs
 
-from sim.scenario import Scenario, ScenarioResult
-from sim.scenario_errors import ScenarioError
+from sim.scenario.dsl import Scenario, ScenarioResult
+from sim.scenario.errors import ScenarioError
 
 __all__ = ["Job", "discover", "is_scenario_file", "jobs_for", "load", "run_jobs"]
 

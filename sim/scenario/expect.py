@@ -10,10 +10,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from engine import History, StepRecord
-from sim.scenario_errors import Mismatch
-from sim.scenario_run import ScenarioRun
-from sim.scenario_steps import Step, client_step, instance_id, label, resolve, where, workflow_name
-from sim.scenario_trace import TraceView
+from sim.scenario.errors import Mismatch
+from sim.scenario.run import ScenarioRun
+from sim.scenario.steps import Step, client_step, instance_id, label, resolve, where, workflow_name
+from sim.scenario.trace import TraceView
 
 __all__ = [
     "expect", "expect_calls", "expect_error", "expect_history", "expect_instances", "expect_output",

@@ -35,12 +35,12 @@ from engine import (
 from properties import strategies as s
 from properties.checker import Checker
 from properties.model import PROGRAMS, Do, Failed, Model, Program, Refused, Request, Sleep, TimedOut
-from sim.choices import HypothesisChoices
-from sim.clock import VirtualClock
-from sim.faults import FaultConfig
-from sim.runtime import SimRuntime
-from sim.scheduler import Scheduler, Waiter
-from sim.world import ClientRuntime, SimStore, fresh_database, run_now
+from sim.core.choices import HypothesisChoices
+from sim.core.clock import VirtualClock
+from sim.world.faults import FaultConfig
+from sim.core.runtime import SimRuntime
+from sim.core.scheduler import Scheduler, Waiter
+from sim.world.simulation import ClientRuntime, SimStore, fresh_database, run_now
 
 # When other runners are in flight, a tick lets one of them cut in after 1..CUT_IN-1 of its own moves
 # (0: never); the point is drawn from the data, so shrinking removes cut-ins the failure does not need.

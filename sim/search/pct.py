@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from sim.scheduler import Waiter
+from sim.core.scheduler import Waiter
 
 
 class PCTPicker:

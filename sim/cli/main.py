@@ -21,7 +21,7 @@ def main() -> None:
 
 
 async def _demo(database: str, poll: float) -> dict[str, Any]:
-    from sim.workflows import approval
+    from sim.world.workflows import approval
 
     engine = Engine(database, [approval], lease="30 s")
     seen: list[str] = []
@@ -92,7 +92,7 @@ def fuzz(seeds: int, start: int, profile: str, runners: int | None, swarm: bool,
 
     from rich.progress import Progress
 
-    from sim.campaign import campaign, default_jobs, repro_line, resolve_profile, self_check
+    from sim.search.campaign import campaign, default_jobs, repro_line, resolve_profile, self_check
 
     prof = resolve_profile(profile, runners=runners, swarm=swarm)
     with Progress(console=console, transient=True) as bar:
@@ -130,11 +130,11 @@ def fuzz(seeds: int, start: int, profile: str, runners: int | None, swarm: bool,
 def replay(seed: int | None, profile: str, runners: int | None, swarm: bool, view: str, moves: bool,
            scheduler: str, depth: int, tape: str | None) -> None:
     """Re-run one seed (or an explorer tape); print its trace and exit non-zero if a property fails again."""
-    from sim.campaign import repro_line, resolve_profile, run_one
+    from sim.search.campaign import repro_line, resolve_profile, run_one
 
     pct = depth if scheduler == "pct" else None
     if tape is not None:
-        from sim.explore import replay_tape
+        from sim.search.explore import replay_tape
 
         outcome, result = replay_tape(tape)
         prof = resolve_profile("default")
@@ -191,9 +191,9 @@ def explore(config_name: str, preemptions: int | None, crashes: int | None, max_
 
     import attrs as _attrs
 
-    from sim.explore import CONFIGS
-    from sim.explore import explore as run_explore
-    from sim.explore import write_tape
+    from sim.search.explore import CONFIGS
+    from sim.search.explore import explore as run_explore
+    from sim.search.explore import write_tape
 
     config = CONFIGS[config_name]
     if preemptions is not None:
@@ -213,17 +213,17 @@ def _fmt(detail: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(detail.items()))
 
 
-from sim.cli_scenarios import check, run  # noqa: E402
+from sim.cli.scenarios import check, run  # noqa: E402
 
 main.add_command(run)
 main.add_command(check)
-from sim.cli_quality import quality  # noqa: E402
+from sim.cli.quality import quality  # noqa: E402
 
 main.add_command(quality)
 
-from sim.cli_zoo import zoo  # noqa: E402
+from sim.cli.zoo import zoo  # noqa: E402
 
 main.add_command(zoo)
 
-if __name__ == "__main__":  # pragma: no cover - `python -m sim.cli`
+if __name__ == "__main__":  # pragma: no cover - `python -m sim.cli.main`
     main()

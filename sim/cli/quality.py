@@ -20,7 +20,7 @@ MAX_SHRUNK_RULES = 12
 @click.option("--bench", is_flag=True, help="instead: rule steps per second of the machine on the real engine")
 def quality(only: tuple[str, ...], seed: int, max_examples: int, out: str, bench: bool) -> None:
     """The Hypothesis state machine must catch each broken engine and shrink it to at most 12 rules."""
-    from properties.quality import MUTANTS, hunt, report
+    from sim.zoo.quality import MUTANTS, hunt, report
 
     if bench:
         _bench(seed)
@@ -49,7 +49,7 @@ def quality(only: tuple[str, ...], seed: int, max_examples: int, out: str, bench
 
 
 def _bench(seed: int) -> None:
-    from properties.quality import bench
+    from sim.zoo.quality import bench
 
     rate, stats, seconds = bench(seed=seed)
     console.print(f"rule steps per second (real engine, ci profile, best of 3): [bold]{rate:,.0f}[/bold]  "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from sim.choices import ChoiceSource
+from sim.core.choices import ChoiceSource
 
 FAULT_KINDS = (
     "crash", "clock_jump", "skew", "busy", "io_error", "commit_unknown", "step_raise", "step_hang",
