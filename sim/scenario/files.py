@@ -10,12 +10,12 @@ import hashlib
 import importlib.util
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import attrs
 
+from sim.core.parallel import run_all
 from sim.scenario.dsl import Scenario, ScenarioResult
 from sim.scenario.errors import ScenarioError
 
@@ -114,21 +114,7 @@ def run_job(job: Job) -> ScenarioResult:
     return load(job.path).run(job.seed)
 
 
-def _iter_results(jobs: list[Job], workers: int) -> Iterator[tuple[Job, ScenarioResult]]:
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            yield job, run_job(job)
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from zip(jobs, pool.map(run_job, jobs, chunksize=1), strict=True)
-
-
 def run_jobs(jobs: list[Job], *, workers: int = 1,
              progress: Callable[[Job, ScenarioResult], object] | None = None) -> list[ScenarioResult]:
     """Run every job (across `workers` processes); results come back in job order."""
-    results = []
-    for job, result in _iter_results(jobs, workers):
-        results.append(result)
-        if progress is not None:
-            progress(job, result)
-    return results
+    return list(run_all(run_job, jobs, jobs=workers, chunksize=1, progress=progress))

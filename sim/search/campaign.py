@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from sim.core.parallel import run_all
 from sim.search.pct import PCTPicker
-from sim.world.workload import Profile, get_profile
 from sim.world.simulation import RunResult, World
+from sim.world.workload import Profile, get_profile
 
 
 def resolve_profile(name: str, *, runners: int | None = None, swarm: bool = False) -> Profile:
@@ -104,19 +104,10 @@ def campaign(
     """Run seeds across `jobs` processes; failures are saved under reports/failures/."""
     summary = Summary()
     work = [(seed, profile, str(reports), pct_depth) for seed in seeds]
-    if jobs <= 1:
-        outcomes: Iterable[SeedOutcome] = map(_worker, work)
-        for outcome in outcomes:
-            summary.add(outcome)
-            if progress is not None:
-                progress(outcome)
-        return summary
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for outcome in pool.map(_worker, work, chunksize=max(1, len(work) // (jobs * 8) or 1)):
-            summary.add(outcome)
-            if progress is not None:
-                progress(outcome)
-    summary.failures.sort(key=lambda o: o.seed)
+    for outcome in run_all(_worker, work, jobs=jobs):
+        summary.add(outcome)
+        if progress is not None:
+            progress(outcome)
     return summary
 
 

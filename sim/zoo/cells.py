@@ -14,14 +14,14 @@ the explorer, the length of its violating tape; for the machine, the rule steps 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from sim.core.choices import FLIP, Choice, RecordingChoices, SeededChoices
+from sim.core.parallel import run_all
 from sim.world.simulation import RunResult
 from sim.zoo.mutants import MODES, MUTANTS, Setting, ZooMutant, apply
 
@@ -301,34 +301,12 @@ def _rate_job(args: tuple[str, str, int]) -> tuple[str, str, int, int]:
     return (name, mode, *detection_rate(name, mode, seeds))
 
 
-def _pool_map(fn: Callable[[Any], Any], jobs_args: list[Any], jobs: int) -> Iterable[Any]:
-    if jobs <= 1:
-        return map(fn, jobs_args)
-    pool = ProcessPoolExecutor(max_workers=jobs)
-    try:
-        return list(pool.map(fn, jobs_args))
-    finally:
-        pool.shutdown()
-
-
 def run_zoo(names: Sequence[str], modes: Sequence[str], budget: Budget, *, jobs: int = 1,
             reports: Path | None = None, progress: Callable[[Cell], Any] | None = None) -> list[Cell]:
     """Every (mutant, mode) cell, in parallel over `jobs` processes; cells come back in table order."""
     work = [(name, mode, budget, reports) for name in names for mode in modes]
-    cells: list[Cell] = []
-    if jobs <= 1:
-        for args in work:
-            cell = _cell_job(args)
-            cells.append(cell)
-            if progress is not None:
-                progress(cell)
-        return cells
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for cell in pool.map(_cell_job, work):
-            cells.append(cell)
-            if progress is not None:
-                progress(cell)
-    return cells
+    return list(run_all(_cell_job, work, jobs=jobs, chunksize=1,
+                        progress=None if progress is None else lambda _, cell: progress(cell)))
 
 
 @attrs.frozen(kw_only=True)
@@ -364,7 +342,7 @@ def pct_ratios(cells: Sequence[Cell], seeds: int, *, jobs: int = 1) -> list[Rati
     rates: dict[tuple[str, str], int] = {}
     if seeds > 0:
         work = [(name, mode, seeds) for name in names for mode in ("random", "pct")]
-        for name, mode, hits, _ in _pool_map(_rate_job, work, jobs):
+        for name, mode, hits, _ in run_all(_rate_job, work, jobs=jobs, chunksize=1):
             rates[(name, mode)] = hits
     return [Ratio(mutant=n, uniform_first=first.get((n, "random")), pct_first=first.get((n, "pct")),
                   uniform_hits=rates.get((n, "random"), 0), pct_hits=rates.get((n, "pct"), 0), seeds=seeds)
