@@ -71,7 +71,8 @@ def save_failure(result: RunResult, profile: Profile, reports: Path, pct_depth: 
     return folder
 
 
-def _worker(args: tuple[int, Profile, str, int | None]) -> SeedOutcome:
+def run_seed(args: tuple[int, Profile, str, int | None]) -> SeedOutcome:
+    """Run (seed, profile, reports dir, PCT depth) and save its artifacts if it failed; one campaign item."""
     seed, profile, reports, pct_depth = args
     outcome, result = run_one(seed, profile, pct_depth=pct_depth)
     if not outcome.ok:
@@ -104,7 +105,7 @@ def campaign(
     """Run seeds across `jobs` processes; failures are saved under reports/failures/."""
     summary = Summary()
     work = [(seed, profile, str(reports), pct_depth) for seed in seeds]
-    for outcome in run_all(_worker, work, jobs=jobs):
+    for outcome in run_all(run_seed, work, jobs=jobs):
         summary.add(outcome)
         if progress is not None:
             progress(outcome)
