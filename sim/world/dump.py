@@ -31,13 +31,23 @@ _ORDER = {
 }
 
 
-def fingerprint(conn: sqlite3.Connection, extra: str = "") -> str:
-    """blake2b-128 of every engine table's rows in key order, plus `extra` (e.g. the clock and runners).
+def state_rows(conn: sqlite3.Connection) -> list[tuple[str, tuple[object, ...]]]:
+    """Every engine table's rows in key order, tagged with the table: the database part of a state.
 
-    Plain SELECTs rather than dump_database's introspection: the explorer fingerprints thousands of states.
+    Plain SELECTs rather than dump_database's introspection: the explorer reads thousands of states.
     """
+    return [(table, tuple(row)) for table, order in _ORDER.items()
+            for row in conn.execute(f"SELECT * FROM {table} ORDER BY {order}")]
+
+
+def fingerprint(conn: sqlite3.Connection, extra: str = "") -> str:
+    """blake2b-128 of every engine table's rows in key order, plus `extra` (e.g. the clock and runners)."""
+    return digest_rows(state_rows(conn), extra)
+
+
+def digest_rows(rows: list[tuple[str, tuple[object, ...]]], extra: str) -> str:
+    """blake2b-128 of `extra` and the rows (as `state_rows` returns them)."""
     digest = hashlib.blake2b(extra.encode(), digest_size=16)
-    for table, order in _ORDER.items():
-        for row in conn.execute(f"SELECT * FROM {table} ORDER BY {order}"):
-            digest.update(repr(tuple(row)).encode())
+    for _, row in rows:
+        digest.update(repr(row).encode())
     return digest.hexdigest()
