@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from asyncio import events
 import functools
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Literal, Self, TypeVar
@@ -127,6 +128,7 @@ class Scheduler:
     _seq: int = attrs.field(init=False, default=0)
     _steps: int = attrs.field(init=False, default=0)
     _closing: bool = attrs.field(init=False, default=False)
+    _driving: bool = attrs.field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
         # Our own selector loop, never the running or policy loop: the simulation must not share a loop
@@ -274,20 +276,29 @@ class Scheduler:
         """Run the loop until no callback is ready: every task is parked, blocked or finished."""
         self._check_drivable()
         loop = self._loop
-        for _ in range(self.max_rounds):
-            if not _has_ready_callbacks(loop):
-                timers = _real_timers(loop)
-                if timers:
-                    raise SimulationError(
-                        f"simulated code scheduled {len(timers)} real-time timer(s) (e.g. asyncio.sleep or "
-                        f"a timeout= argument): {timers[0]!r}; wait through runtime.sleep instead"
-                    )
-                return
-            # One loop iteration: stop() is queued behind the callbacks that are ready now, so run_forever
-            # returns after running exactly those (and whatever the I/O poll, with timeout 0, adds).
-            loop.call_soon(loop.stop)
-            loop.run_forever()
-        raise SimulationError(f"no quiescence after {self.max_rounds} loop iterations (a livelock?)")
+        if _has_ready_callbacks(loop):
+            # Drive the loop one iteration at a time with _run_once (with callbacks ready it polls I/O with
+            # timeout 0). run_forever() plus a queued stop() per iteration did the same but paid its set-up
+            # (running loop, async-generator hooks) every time. The running loop is set while we drive, so
+            # asyncio.get_running_loop() works in simulated code; `_driving` catches re-entrant driving.
+            self._driving = True
+            events._set_running_loop(loop)
+            try:
+                for _ in range(self.max_rounds):
+                    if not _has_ready_callbacks(loop):
+                        break
+                    loop._run_once()  # type: ignore[attr-defined]
+                else:
+                    raise SimulationError(f"no quiescence after {self.max_rounds} loop iterations (a livelock?)")
+            finally:
+                events._set_running_loop(None)
+                self._driving = False
+        timers = _real_timers(loop)
+        if timers:
+            raise SimulationError(
+                f"simulated code scheduled {len(timers)} real-time timer(s) (e.g. asyncio.sleep or "
+                f"a timeout= argument): {timers[0]!r}; wait through runtime.sleep instead"
+            )
 
     def step(self, pick: Callable[[Sequence[Waiter]], int] | None = None) -> StepResult | None:
         """Resume one parked waiter and run until quiescent again; None when nothing is parked at all.
@@ -444,5 +455,5 @@ class Scheduler:
     def _check_drivable(self) -> None:
         if self._loop.is_closed():
             raise SimulationError("the scheduler is closed")
-        if self._loop.is_running():
+        if self._loop.is_running() or self._driving:
             raise SimulationError("the scheduler is driven from outside its loop, not from a simulated task")
