@@ -46,7 +46,8 @@ from ._workflow import WorkflowDefinition, WorkflowEvent, define_workflow
 __all__ = [
     "BatchTooLarge", "Engine", "EngineError", "ErrorInfo", "EventIdConflict", "EventRecord", "History",
     "InstanceInfo", "InstanceNotFound", "InstanceTerminal", "InvalidArgument", "InvalidCursor", "InvalidId",
-    "InvalidParams", "InvalidStepName", "LeaseLost", "NameTooLong", "NestedStepError", "NonRetryableError", "NondeterminismError", "NotSerializable",
+    "InvalidParams", "InvalidStepName", "LeaseLost", "NameTooLong", "NestedStepError", "NonRetryableError",
+    "NondeterminismError", "NotSerializable",
     "OutputValidationError", "Page", "PayloadTooLarge", "ReceivedEvent", "Retries", "Runtime", "SqliteStore",
     "Status", "StepContext", "StepFailed", "StepRecord", "StepTimeoutError", "Store", "SystemRuntime",
     "TooManySteps", "WaitForEventTimeout", "WorkflowDefinition", "WorkflowEvent", "WorkflowNotFound",

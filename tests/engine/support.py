@@ -55,3 +55,16 @@ def tasks(engine: Engine) -> list[dict[str, Any]]:
     """Every task row, for checking what the runner will (or will not) pick up."""
     conn = engine.store.conn  # type: ignore[attr-defined]
     return [dict(r) for r in conn.execute("SELECT * FROM workflow_task ORDER BY id")]
+
+
+class Recorder:
+    """A tracer that keeps every (action, detail) the engine reports."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, action: str, detail: dict[str, Any]) -> None:
+        self.events.append((action, dict(detail)))
+
+    def of(self, action: str) -> list[dict[str, Any]]:
+        return [d for a, d in self.events if a == action]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fakes import ManualRuntime
-from support import T0, finished, run_async, settle, tasks
+from support import T0, Recorder, finished, run_async, settle, tasks
 
 from engine import Engine, Retries, WorkflowEvent, WorkflowStep, define_workflow
 
@@ -45,19 +45,6 @@ class Gated:
             return await step.do("work", work)
 
         self.definition = gated
-
-
-class Recorder:
-    """A tracer that keeps every (action, detail) the engine reports."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, action: str, detail: dict[str, Any]) -> None:
-        self.events.append((action, dict(detail)))
-
-    def of(self, action: str) -> list[dict[str, Any]]:
-        return [d for a, d in self.events if a == action]
 
 
 @asynccontextmanager

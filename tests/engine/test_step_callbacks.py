@@ -10,24 +10,11 @@ from typing import Any
 
 import pytest
 from fakes import ManualRuntime
-from support import T0, run_async, settle
+from support import T0, Recorder, run_async, settle
 
 from engine import Engine, Retries, StepFailed, SystemRuntime, WorkflowEvent, WorkflowStep, define_workflow
 
 LEASE = 60.0
-
-
-class Recorder:
-    """A tracer that keeps every (action, detail) the engine reports."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, action: str, detail: dict[str, Any]) -> None:
-        self.events.append((action, dict(detail)))
-
-    def of(self, action: str) -> list[dict[str, Any]]:
-        return [d for a, d in self.events if a == action]
 
 
 class ScaledRuntime(SystemRuntime):
@@ -111,12 +98,14 @@ def test_sync_callbacks_without_run_sync_run_in_a_worker_thread(rt: ManualRuntim
 def test_sync_attempt_timeout_fails_the_attempt_and_discards_the_late_result(rt: ManualRuntime) -> None:
     """A sync attempt past its timeout fails (retryable); what it returns afterwards is never committed."""
     first_may_return = threading.Event()
+    first_returned = threading.Event()
     attempts: list[int] = []
 
     def work(ctx: Any) -> str:
         attempts.append(ctx.attempt)
         if ctx.attempt == 1:
             first_may_return.wait(10)
+            first_returned.set()
         return f"attempt {ctx.attempt}"
 
     @define_workflow("sync-timeout")
@@ -134,7 +123,8 @@ def test_sync_attempt_timeout_fails_the_attempt_and_discards_the_late_result(rt:
             assert (rec.status, rec.attempts, rec.result) == ("waiting", 1, None)
             assert rec.error is not None and rec.error.name == "StepTimeoutError"
             first_may_return.set()  # the abandoned thread now returns: nothing may come of it
-            await asyncio.sleep(0.05)
+            assert await asyncio.to_thread(first_returned.wait, 5)
+            await settle()
             (rec,) = (await eng.history("sync-timeout", iid)).steps
             assert (rec.status, rec.result) == ("waiting", None)
             await rt.advance(5)
