@@ -13,138 +13,36 @@ what the journal must look like after it. Agreement is then exact at every point
 
 The workflows are small generator *programs* yielding Do / Sleep / Wait requests. The machine runs the same
 programs on the engine through an adapter, so the model checks the engine's step semantics, not workflow
-logic. Two timing facts are taken from the engine, each checked against the range the model allows: the
-wake time a sleep or wait records on its first execution (computed at some instant between the claim and
-the commit), and whether a runner holds a live lease when `pause` is called (leases are not modelled).
+logic. Timing facts are taken from the engine, each checked against the range the model allows: the wake
+time a sleep or wait records on its first execution and a retry time (computed at some instant between the
+claim, or the callback's return, and the commit), and whether a runner holds a live lease when `pause` is
+called (leases are not modelled). What a callback did is told to the model by the adapter (`Attempt`): a
+fault the simulator injects into a callback (a failure, a hang past its timeout) is a legal outcome of that
+attempt, and the engine must record exactly it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
 from typing import Any
 
 import attrs
 
+from properties.programs import (
+    PROGRAMS,
+    Do,
+    Failed,
+    Program,
+    Refused,
+    Request,
+    Sleep,
+    SleepUntil,
+    TimedOut,
+    Wait,
+    received,
+)
 from properties.state import TERMINAL
 
 EPS = 1e-6  # float slack for times computed as `now + seconds` on both sides
-
-
-# --- programs ---------------------------------------------------------------------------------------------
-
-
-class Failed(Exception):
-    """Thrown into a program when a Do step failed for good (the engine's StepFailed)."""
-
-    def __init__(self, error_name: str, message: str, attempts: int) -> None:
-        super().__init__(message)
-        self.error_name = error_name
-        self.message = message
-        self.attempts = attempts
-
-
-class TimedOut(Exception):
-    """Thrown into a program when a Wait reached its deadline (the engine's WaitForEventTimeout)."""
-
-
-class Refused(Exception):
-    """Thrown into a program at a step whose name contains `#` (the engine's InvalidStepName): nothing is
-    written and no key is used, so the next repeat of a name still gets the next `#n` (DESIGN §2)."""
-
-
-@attrs.frozen
-class Do:
-    """`step.do(name, ...)` whose callback fails its first `fail` attempts; Retries(limit, delay, backoff)."""
-
-    name: str
-    fail: int = 0
-    limit: int = 2
-    delay: float = 5.0
-    backoff: str = "constant"
-    park: bool = False  # engine side only: the callback is async and yields to the scheduler once
-    type = "do"
-
-    def outcome(self, attempt: int) -> tuple[bool, Any]:
-        """(True, result) or (False, error message) for attempt `attempt` (1-based)."""
-        if attempt <= self.fail:
-            return False, f"{self.name} failed attempt {attempt}"
-        return True, [self.name, attempt]
-
-    def delay_after(self, attempt: int) -> float:
-        """DESIGN §2: constant d, linear d*n, exponential d*2**(n-1)."""
-        if self.backoff == "linear":
-            return self.delay * attempt
-        if self.backoff == "exponential":
-            return self.delay * 2.0 ** (attempt - 1)
-        return self.delay
-
-
-@attrs.frozen
-class Sleep:
-    name: str
-    seconds: float
-    type = "sleep"
-
-
-@attrs.frozen
-class Wait:
-    name: str
-    event_type: str
-    timeout: float
-    type = "wait_for_event"
-
-
-Request = Do | Sleep | Wait
-Program = Callable[[Any], Generator[Request, Any, Any]]
-
-
-def steps_program(params: Any) -> Generator[Request, Any, Any]:
-    """k steps with one repeated name (keys do:s, do:s#2, ...), optionally parking inside the callback;
-    with `hash`, a step named "s#2" is tried first (refused, caught)."""
-    out: list[Any] = []
-    if params.get("hash"):
-        try:
-            out.append((yield Do("s#2")))
-        except Refused:
-            out.append("refused")
-    for _ in range(params["k"]):
-        out.append((yield Do("s", park=params.get("park", False))))
-    return out
-
-
-def wait_program(params: Any) -> Generator[Request, Any, Any]:
-    """One or two waits for the same event type; a timeout is caught and recorded."""
-    got: list[Any] = []
-    for _ in range(params["waits"]):
-        try:
-            got.append((yield Wait("w", "go", params["timeout"])))
-        except TimedOut:
-            got.append("timeout")
-    return got
-
-
-def sleep_program(params: Any) -> Generator[Request, Any, Any]:
-    """A durable sleep, then one step."""
-    yield Sleep("nap", params["seconds"])
-    return (yield Do("after"))
-
-
-def retry_program(params: Any) -> Generator[Request, Any, Any]:
-    """A step failing `fail` times under Retries(limit=2, delay=5 s); its final failure caught or not."""
-    try:
-        return (yield Do("charge", fail=params["fail"], backoff=params["backoff"]))
-    except Failed as failed:
-        if not params["catch"]:
-            raise
-        return {"failed": failed.attempts}
-
-
-PROGRAMS: dict[str, Program] = {
-    "m-steps": steps_program,
-    "m-wait": wait_program,
-    "m-sleep": sleep_program,
-    "m-retry": retry_program,
-}
 
 
 # --- state ------------------------------------------------------------------------------------------------
@@ -152,7 +50,7 @@ PROGRAMS: dict[str, Program] = {
 
 @attrs.define
 class StepState:
-    """One journal row: `status` is waiting, completed or errored; `result` a Do value or a Wait payload."""
+    """One journal row: `status` is waiting, completed or errored; `result` a Do value or a received event."""
 
     type: str
     status: str
@@ -161,6 +59,7 @@ class StepState:
     error: str | None = None
     wake_at: float | None = None
     next_retry_at: float | None = None
+    message: str | None = None
 
 
 @attrs.define
@@ -190,6 +89,18 @@ class InstanceState:
     claimed_at: float = 0.0  # when the current run was last claimed: lower bound of a runner's `now`
 
 
+@attrs.define
+class Attempt:
+    """What one step callback did, as the adapter saw it: started at `start` under `timeout`; ended at `end`
+    returning (ok, value) or raising (not ok, message). A hang never ends."""
+
+    start: float
+    timeout: float
+    end: float | None = None
+    ok: bool = False
+    value: Any = None
+
+
 @attrs.frozen
 class Pending:
     """Where a replay of the current run stops: at `key` (a request not yet finished) or at the end."""
@@ -199,6 +110,10 @@ class Pending:
     step: StepState | None = None
     output: Any = None
     error: tuple[str, str] | None = None
+
+
+def _timeout_message(key: str, attempt: int, timeout: float) -> str:
+    return f"step {key!r} attempt {attempt} timed out after {timeout:g} s"
 
 
 class Model:
@@ -221,8 +136,10 @@ class Model:
         self.instances[instance_id] = InstanceState(workflow, instance_id, params)
         return True
 
-    def send_event(self, instance_id: str, type: str, payload: Any, event_id: str | None, now: float) -> str:
-        """'sent', 'duplicate' (same id, same instance: a no-op even once ended) or an error code."""
+    def send_event(self, instance_id: str, type: str, payload: Any, event_id: str | None, now: float,
+                   row_id: int | None = None) -> str:
+        """'sent', 'duplicate' (same id, same instance: a no-op even once ended) or an error code. `row_id` is
+        the id the event's row must get (other workflows may share the table); by default the next one."""
         inst = self.instances[instance_id]
         if event_id is not None:
             for ev in self.events:
@@ -230,8 +147,8 @@ class Model:
                     return "duplicate" if ev.instance == instance_id else "EVENT_ID_CONFLICT"
         if inst.status in TERMINAL:
             return "INSTANCE_TERMINAL"
-        self.events.append(EventState(len(self.events) + 1, inst.workflow, instance_id, type, payload, event_id,
-                                      now, run=inst.run))
+        self.events.append(EventState(row_id if row_id is not None else len(self.events) + 1, inst.workflow,
+                                      instance_id, type, payload, event_id, now, run=inst.run))
         return "sent"
 
     def pause(self, instance_id: str, in_flight: bool) -> str:
@@ -301,17 +218,18 @@ class Model:
             if step.status == "completed":
                 send = step.result
             elif isinstance(request, Do):
-                throw = Failed(step.error or "", request.outcome(step.attempts)[1], step.attempts)
+                throw = Failed(step.error or "", step.message or "", step.attempts)
             elif isinstance(request, Wait):
                 throw = TimedOut(f"no {request.event_type!r} event before the deadline")
             else:  # a sleep never errors
                 return Pending(key=key, request=request, step=step)
 
-    def acceptable_event(self, inst: InstanceState, type: str, deadline: float) -> EventState | None:
-        """The oldest unconsumed event of `type` sent to the current run at or before the deadline (property 5)."""
+    def acceptable_event(self, inst: InstanceState, request: Wait, deadline: float) -> EventState | None:
+        """The oldest unconsumed event this wait accepts (type and every `match` field), sent to the current
+        run at or before the deadline (property 5)."""
         for ev in self.events:
-            if ev.instance == inst.instance_id and ev.run == inst.run and ev.type == type and ev.consumed is None \
-                    and ev.created_at <= deadline:
+            if ev.instance == inst.instance_id and ev.run == inst.run and ev.consumed is None \
+                    and ev.created_at <= deadline and request.accepts(ev.type, ev.payload):
                 return ev
         return None
 
@@ -328,12 +246,12 @@ class Model:
             return f"{p.key} has not started"
         if isinstance(request, Do) and step.next_retry_at is not None and step.next_retry_at <= now:
             return f"{p.key}'s retry was due at {step.next_retry_at}"
-        if isinstance(request, Sleep) and step.wake_at is not None and step.wake_at <= now:
+        if isinstance(request, (Sleep, SleepUntil)) and step.wake_at is not None and step.wake_at <= now:
             return f"{p.key} was due to wake at {step.wake_at}"
         if isinstance(request, Wait) and step.wake_at is not None:
             if now >= step.wake_at:
                 return f"{p.key} timed out at {step.wake_at}"
-            ev = self.acceptable_event(inst, request.event_type, step.wake_at)
+            ev = self.acceptable_event(inst, request, step.wake_at)
             if ev is not None:
                 return f"{p.key} can consume event {ev.id}"
         return None
@@ -377,8 +295,9 @@ class Model:
             self._fail(f"{key} of {instance_id} retried at {t}, before its retry time {p.step.next_retry_at}")
 
     def on_commit(self, instance_id: str, run: int, key: str, row: dict[str, Any], event: int | None,
-                  handed_back: bool, paused: bool, t: float) -> None:
-        """A step row was committed at `t`; `row` is the engine's row right after the transaction."""
+                  handed_back: bool, paused: bool, t: float, attempt: Attempt | None = None) -> None:
+        """A step row was committed at `t`; `row` is the engine's row right after the transaction and
+        `attempt` what the callback of a Do did (for the committing runner)."""
         inst = self._live(instance_id, run, f"commit of {key}")
         if inst is None:
             return
@@ -386,61 +305,108 @@ class Model:
         if p.key != key:
             self._fail(f"{instance_id} committed {key} but its pending step is {p.key or 'none (run is done)'}")
             return
-        expected, consumed = self._next_state(inst, p, row, t)
+        expected, consumed = self._next_state(inst, p, row, t, attempt)
         if expected is None:
             return
-        got = (row["status"], row["attempts"], row["result"], row["error_name"], row["next_retry_at"])
-        want = (expected.status, expected.attempts, expected.result, expected.error, expected.next_retry_at)
+        got = (row["status"], row["attempts"], row["result"], row["error_name"], row["next_retry_at"],
+               row["wake_at"])
+        want = (expected.status, expected.attempts, expected.result, expected.error, expected.next_retry_at,
+                expected.wake_at)
         if got != want:
-            self._fail(f"{key} of {instance_id} committed (status, attempts, result, error, retry_at) = {got}, "
-                       f"the model expects {want}")
+            self._fail(f"{key} of {instance_id} committed (status, attempts, result, error, retry_at, wake_at) = "
+                       f"{got}, the model expects {want}")
+        if expected.message is not None and row.get("error_message", expected.message) != expected.message:
+            self._fail(f"{key} of {instance_id} recorded error message {row.get('error_message')!r}, the model "
+                       f"expects {expected.message!r}")
         if event != (consumed.id if consumed else None):
             self._fail(f"{key} of {instance_id} consumed event {event}, the model expects "
                        f"{consumed.id if consumed else None}")
         inst.steps[(run, key)] = expected
         if consumed is not None:
             consumed.consumed = (run, key)
-        if handed_back != (expected.status == "waiting"):
+        # A zero-delay retry and a sleep already due go on at once; every other wait is a hand-back.
+        goes_on = expected.status != "waiting" or (expected.type == "do" and expected.next_retry_at is not None
+                                                   and expected.next_retry_at <= t + EPS)
+        if handed_back == goes_on:
             self._fail(f"{key} of {instance_id} is {expected.status} but the task was "
                        f"{'handed back' if handed_back else 'kept'}")
         self._boundary(inst, paused, "waiting" if handed_back else "running")
 
-    def _next_state(self, inst: InstanceState, p: Pending, row: dict[str, Any],
-                    t: float) -> tuple[StepState | None, EventState | None]:
-        request, prev = p.request, p.step
+    def _next_state(self, inst: InstanceState, p: Pending, row: dict[str, Any], t: float,
+                    attempt: Attempt | None) -> tuple[StepState | None, EventState | None]:
+        request = p.request
         if isinstance(request, Do):
-            attempt = (prev.attempts if prev else 0) + 1
-            ok, value = request.outcome(attempt)
-            if ok:
-                return StepState("do", "completed", attempt, result=value), None
-            if attempt >= request.limit + 1:
-                return StepState("do", "errored", attempt, error="RuntimeError"), None
-            return StepState("do", "waiting", attempt, error="RuntimeError",
-                             next_retry_at=t + request.delay_after(attempt)), None
-        assert isinstance(request, (Sleep, Wait))
-        span = request.seconds if isinstance(request, Sleep) else request.timeout
-        if prev is None:
-            # The runner read its clock somewhere between the claim and this commit.
-            wake = row["wake_at"]
-            if wake is None or not inst.claimed_at + span - EPS <= wake <= t + span + EPS:
-                self._fail(f"{p.key} of {inst.instance_id} recorded wake time {wake}, outside "
-                           f"[{inst.claimed_at + span}, {t + span}]")
-                return None, None
-        else:
-            wake = prev.wake_at
-            assert wake is not None
-        if isinstance(request, Sleep):
-            if prev is None:
-                return StepState("sleep", "waiting", wake_at=wake), None
-            if wake > t + EPS:
-                self._fail(f"{p.key} of {inst.instance_id} completed at {t}, before its wake time {wake}")
-            return StepState("sleep", "completed", wake_at=wake), None
-        ev = self.acceptable_event(inst, request.event_type, wake)
+            return self._do_state(inst, p, request, row, t, attempt), None
+        assert isinstance(request, (Sleep, SleepUntil, Wait))
+        wake = self._wake(inst, p, request, row, t)
+        if wake is None:
+            return None, None
+        # The runner read its clock at some instant in [claimed_at, t]: what was due then is ambiguous
+        # only when the wake time falls inside that window.
+        due_surely, due_maybe = wake <= inst.claimed_at + EPS, wake <= t + EPS
+        if isinstance(request, (Sleep, SleepUntil)):
+            if p.step is not None:
+                if not due_maybe:
+                    self._fail(f"{p.key} of {inst.instance_id} completed at {t}, before its wake time {wake}")
+                return StepState(request.type, "completed", wake_at=wake), None
+            status = "completed" if due_surely else "waiting" if not due_maybe else row["status"]
+            return StepState(request.type, status, wake_at=wake), None
+        ev = self.acceptable_event(inst, request, wake)
         if ev is not None:
-            return StepState("wait_for_event", "completed", result=ev.payload, wake_at=wake), ev
-        if t >= wake:
-            return StepState("wait_for_event", "errored", error="WaitForEventTimeout", wake_at=wake), None
+            return StepState("wait_for_event", "completed", result=received(ev.type, ev.payload, ev.created_at),
+                             wake_at=wake), ev
+        status = "errored" if due_surely else "waiting" if not due_maybe else row["status"]
+        if status == "errored":
+            return StepState("wait_for_event", "errored", error="WaitForEventTimeout", wake_at=wake,
+                             message=f"no {request.event_type!r} event before the deadline"), None
         return StepState("wait_for_event", "waiting", wake_at=wake), None
+
+    def _wake(self, inst: InstanceState, p: Pending, request: Sleep | SleepUntil | Wait, row: dict[str, Any],
+              t: float) -> float | None:
+        """The wake time or deadline: the journal's after the first execution; on it, the engine's, checked."""
+        if p.step is not None:
+            assert p.step.wake_at is not None
+            return p.step.wake_at
+        wake = row["wake_at"]
+        if isinstance(request, SleepUntil):
+            low = high = request.at
+        else:
+            span = request.seconds if isinstance(request, Sleep) else request.timeout
+            low, high = inst.claimed_at + span, t + span
+        if wake is None or not low - EPS <= wake <= high + EPS:
+            self._fail(f"{p.key} of {inst.instance_id} recorded wake time {wake}, outside [{low}, {high}]")
+            return None
+        return float(wake)
+
+    def _do_state(self, inst: InstanceState, p: Pending, request: Do, row: dict[str, Any], t: float,
+                  attempt: Attempt | None) -> StepState | None:
+        key = p.key
+        assert key is not None
+        n = (p.step.attempts if p.step else 0) + 1
+        if attempt is None:
+            ok, value = request.outcome(n)  # the machine's callbacks are pure: no fault, no timeout
+            error, after = "RuntimeError", t
+        elif row["error_name"] == "StepTimeoutError" and t >= attempt.start + attempt.timeout - EPS:
+            ok, value = False, _timeout_message(key, n, attempt.timeout)
+            error, after = "StepTimeoutError", attempt.start + attempt.timeout
+        elif attempt.end is None:
+            self._fail(f"{key} of {inst.instance_id} committed attempt {n} at {t} though its callback, started "
+                       f"at {attempt.start} with a {attempt.timeout:g} s timeout, had not returned")
+            return None
+        else:
+            ok, value, error, after = attempt.ok, attempt.value, "RuntimeError", attempt.end
+        if ok:
+            return StepState("do", "completed", n, result=value)
+        if n >= request.limit + 1:
+            return StepState("do", "errored", n, error=error, message=value)
+        delay = request.delay_after(n)
+        retry_at = row["next_retry_at"]
+        # Read from the runner's clock after the callback returned (or timed out), before the commit.
+        if retry_at is None or not after + delay - EPS <= retry_at <= t + delay + EPS:
+            self._fail(f"{key} of {inst.instance_id} attempt {n} set its retry for {retry_at}, outside "
+                       f"[{after + delay}, {t + delay}] ({request.backoff} backoff, delay {request.delay:g} s)")
+            return None
+        return StepState("do", "waiting", n, error=error, message=value, next_retry_at=retry_at)
 
     def on_suspend(self, instance_id: str, run: int, paused: bool, t: float) -> None:
         """The runner handed the task back without a step write: its pending step was not due yet."""
@@ -450,7 +416,8 @@ class Model:
         p = self.replay(inst)
         step = p.step
         due_at = None if step is None else (step.next_retry_at if isinstance(p.request, Do) else step.wake_at)
-        if step is None or not isinstance(p.request, (Do, Sleep)) or due_at is None or due_at <= inst.claimed_at:
+        if step is None or not isinstance(p.request, (Do, Sleep, SleepUntil)) or due_at is None \
+                or due_at <= inst.claimed_at:
             self._fail(f"{instance_id} was handed back at {t} though {p.key or 'its end'} was due")
         self._boundary(inst, paused, "waiting")
 
@@ -484,11 +451,16 @@ class Model:
     # -- what agreement compares ---------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        """Statuses, outputs, errors, journals and consumed events, in the shape `Harness.observe` reads."""
+        """Statuses, outputs, errors, journals and consumed events, in the shape `Oracle.observe` reads."""
         return {
             "instances": {i.instance_id: (i.workflow, i.status, i.run, i.output, i.error, i.pause_requested)
                           for i in self.instances.values()},
-            "steps": {(i.instance_id, run, key): (s.type, s.status, s.attempts, s.result, s.error)
+            "steps": {(i.instance_id, run, key): (s.type, s.status, s.attempts, s.result, s.error, s.wake_at,
+                                                  s.next_retry_at)
                       for i in self.instances.values() for (run, key), s in i.steps.items()},
             "events": {e.id: (e.instance, e.run, e.type, e.payload, e.consumed) for e in self.events},
         }
+
+
+__all__ = ["EPS", "Attempt", "Do", "Failed", "Model", "PROGRAMS", "Pending", "Program", "Refused", "Request",
+           "Sleep", "SleepUntil", "StepState", "TimedOut", "Wait"]

@@ -110,6 +110,7 @@ class SimRuntime:
         sync steps keep the interleavings (and seeds) they always had.
         """
         self._busy = 0.0
+        value: Any = None
         try:
             value = fn(*args)
         except Exception as exc:

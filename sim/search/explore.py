@@ -55,13 +55,17 @@ CONFIGS: dict[str, ExploreConfig] = {
 
 def _queues(config: ExploreConfig) -> tuple[list[Op], list[list[Op]]]:
     """Ops applied before exploring, and client op queues whose timing the explorer chooses."""
+    # The model's programs, so the reference model judges every explored path (property 10).
     if config.workload == "steps3":
-        return [Op(kind="create", workflow="loop-workflow", instance_id="w", params={"steps": 3})], []
+        return [Op(kind="create", workflow="m-steps", instance_id="w", params={"k": 3})], []
     if config.workload == "race":
-        create = Op(kind="create", workflow="race-workflow", instance_id="w")
-        event = Op(kind="event", workflow="race-workflow", instance_id="w", event_type="go", payload=1)
-        pause = Op(kind="pause", workflow="race-workflow", instance_id="w")
-        resume = Op(kind="resume", workflow="race-workflow", instance_id="w")
+        script = [{"op": "sleep", "name": "nap", "seconds": 10.0},
+                  {"op": "wait", "name": "go", "type": "go", "timeout": 300.0},
+                  {"op": "do", "name": "done"}]
+        create = Op(kind="create", workflow="m-script", instance_id="w", params={"script": script})
+        event = Op(kind="event", workflow="m-script", instance_id="w", event_type="go", payload=1)
+        pause = Op(kind="pause", workflow="m-script", instance_id="w")
+        resume = Op(kind="resume", workflow="m-script", instance_id="w")
         return [create], [[event], [pause, resume]]
     raise KeyError(f"unknown explore workload {config.workload!r}")
 
@@ -115,12 +119,14 @@ class ExploreWorld(World):
         self.last: str | None = None
 
     def _on_engine(self, owner: str, action: str, detail: dict[str, Any]) -> None:
-        # While searching, only the checker needs engine actions; the tape is the replayable record, and
-        # building trace records for thousands of paths is a measurable share of the search.
+        # While searching, only the checker and the oracle need engine actions; the tape is the replayable
+        # record, and building trace records for thousands of paths is a measurable share of the search.
         if self.keep_trace:
             super()._on_engine(owner, action, detail)
         else:
-            self.checker.on_record(self.clock.now(), owner, action, detail)
+            t = self.clock.now()
+            self.checker.on_record(t, owner, action, detail)
+            self.oracle.on_engine(owner, action, detail, t)
 
     def record(self, runner: str, action: str, **detail: Any) -> None:
         if self.keep_trace:
@@ -286,7 +292,8 @@ def _execute(
     with world.scheduler:
         for _ in range(config.max_depth):
             if not any(world.queues) and world._settled():
-                ending = "done"
+                world._verdict(whole=True)
+                ending = "violation" if world.checker.violations else "done"
                 break
             if visited is not None and getattr(choices, "fresh", False) and world.quiescent():
                 mark = world.fingerprint()
@@ -301,6 +308,7 @@ def _execute(
                 world.checker.on_move()
             else:  # deterministic replay of a prefix: these states were checked on an earlier path
                 world.checker.snapshot()
+            world._verdict()
             if world.checker.violations:
                 ending = "violation"
                 break

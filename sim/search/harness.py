@@ -15,31 +15,20 @@ when a rule advances time), and scheduling decisions come from `choices` (Hypoth
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
-from engine import (
-    Engine,
-    EngineError,
-    InvalidStepName,
-    Retries,
-    SqliteStore,
-    StepFailed,
-    WaitForEventTimeout,
-    WorkflowDefinition,
-    WorkflowEvent,
-    WorkflowStep,
-    define_workflow,
-)
+from engine import Engine, EngineError, SqliteStore
 from properties import strategies as s
 from properties.checker import Checker
-from properties.model import PROGRAMS, Do, Failed, Model, Program, Refused, Request, Sleep, TimedOut
+from properties.oracle import Oracle
 from sim.core.choices import HypothesisChoices
 from sim.core.clock import VirtualClock
 from sim.world.faults import FaultConfig
 from sim.core.runtime import SimRuntime
 from sim.core.scheduler import Scheduler, Waiter
+from sim.world.current import CURRENT_WORLD
+from sim.world.programs import program_workflows
 from sim.world.simulation import ClientRuntime, SimStore, fresh_database, run_now
 
 # When other runners are in flight, a tick lets one of them cut in after 1..CUT_IN-1 of its own moves
@@ -47,77 +36,7 @@ from sim.world.simulation import ClientRuntime, SimStore, fresh_database, run_no
 CUT_IN = 8
 MAX_MOVES = 400  # a tick that has not ended after this many scheduler moves is livelocked
 MAX_ROUNDS = 30  # settle gives up (and fails) after this many rounds that still processed work
-CALLBACK_TIMEOUT = "7 days"  # never reached: parked callbacks must not time out under clock jumps
-
-
-# --- the machine's workflows on the engine --------------------------------------------------------------
-
-
-def engine_workflows(park: Callable[[], Coroutine[Any, Any, None]]) -> list[WorkflowDefinition]:
-    """The model's programs as engine workflows; `park` is awaited inside callbacks of `Do(park=True)`."""
-    return [define_workflow(name, _adapter(program, park)) for name, program in sorted(PROGRAMS.items())]
-
-
-def _adapter(program: Program, park: Callable[[], Coroutine[Any, Any, None]]) -> Any:
-    async def run(event: WorkflowEvent, step: WorkflowStep) -> Any:
-        gen = program(event.payload)
-        send: Any = None
-        thrown: BaseException | None = None
-        original: BaseException | None = None
-        while True:
-            try:
-                request = gen.throw(thrown) if thrown is not None else gen.send(send)
-            except StopIteration as stop:
-                return stop.value
-            except (Failed, TimedOut, Refused) as escaped:
-                if escaped is thrown and original is not None:
-                    raise original from None  # uncaught: the engine records the original error
-                raise
-            send, thrown, original = None, None, None
-            try:
-                send = await _perform(step, request, park)
-            except StepFailed as exc:
-                thrown, original = Failed(exc.error_name, exc.message, exc.attempts), exc
-            except WaitForEventTimeout as exc:
-                thrown, original = TimedOut(str(exc)), exc
-            except InvalidStepName as exc:
-                thrown, original = Refused(str(exc)), exc
-
-    return run
-
-
-async def _perform(step: WorkflowStep, request: Request, park: Callable[[], Coroutine[Any, Any, None]]) -> Any:
-    if isinstance(request, Do):
-        return await step.do(request.name, _callback(request, park), timeout=CALLBACK_TIMEOUT,
-                             retries=Retries(limit=request.limit, delay=request.delay, backoff=request.backoff))
-    if isinstance(request, Sleep):
-        await step.sleep(request.name, request.seconds)
-        return None
-    received = await step.wait_for_event(request.name, type=request.event_type, timeout=request.timeout)
-    return received.payload
-
-
-def _callback(request: Do, park: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[Any], Any]:
-    def attempt(ctx: Any) -> Any:
-        ok, value = request.outcome(ctx.attempt)
-        if not ok:
-            raise RuntimeError(value)
-        return value
-
-    if not request.park:
-        return attempt
-
-    async def parked(ctx: Any) -> Any:
-        await park()  # a yield point inside the callback: other runners, crashes and clock moves fit here
-        return attempt(ctx)
-
-    return parked
-
-
-# --- the harness ----------------------------------------------------------------------------------------
-
-def _decode(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+CALLBACK_TIMEOUT = 7 * 86400.0  # never reached: parked callbacks must not time out under clock jumps
 
 
 class Harness:
@@ -130,12 +49,13 @@ class Harness:
         self.conn = fresh_database()
         self.faults = FaultConfig.none()  # every fault is a rule here; flips with p=0 draw nothing
         self.checker = Checker(self.conn)
-        self.model = Model()
+        self.oracle = Oracle(self.conn)
+        self.model = self.oracle.model
         self.problems: list[str] = []
         self.fault_counts: dict[str, int] = {}
         self.lease = lease
         self.max_tasks = max_tasks
-        self.workflows = engine_workflows(self._park)
+        self.workflows = program_workflows(CALLBACK_TIMEOUT)
         client_runtime = ClientRuntime(self.clock)
         self.client = Engine(store=SqliteStore(":memory:", runtime=client_runtime, connection=self.conn,
                                                clock=self.clock.now, migrate_schema=False),
@@ -143,7 +63,6 @@ class Harness:
         self.stores: dict[str, SimStore] = {}
         self.engines: dict[str, Engine] = {}
         self.incarnation: dict[str, int] = {}
-        self.task_runs: dict[int, int] = {}  # task id -> run number, from claims (hand-backs omit the run)
         self._reaped: set[int] = set()
         self._checked_at = -1  # conn.total_changes when the tables were last checked and observed
         self._observed: dict[str, Any] = {}
@@ -187,8 +106,25 @@ class Harness:
             kill()
         self.checker.disrupted = True  # a callback cut short may legitimately run again (property 1)
 
-    async def _park(self) -> None:
+    # -- what the program adapter needs from a world --------------------------------------------------------
+
+    async def in_callback(self, key: str, timeout: float) -> None:
+        """A yield point inside a parked callback: other runners, crashes and clock moves fit here."""
         await self.scheduler.park("callback")
+
+    def busy(self, key: str, seconds: float) -> None:  # pragma: no cover - the machine's programs never block
+        raise AssertionError("the machine's programs have no sync callbacks that block")
+
+    def _owner(self) -> str:
+        process = self.scheduler.current_process() or "?"
+        store = self.stores.get(process)
+        return store.owner if store is not None else process
+
+    def attempt_started(self, ctx: Any, timeout: float) -> None:
+        self.oracle.attempt_started(self._owner(), ctx, timeout, self.clock.now())
+
+    def attempt_ended(self, ctx: Any, ok: bool, value: Any) -> None:
+        self.oracle.attempt_ended(self._owner(), ctx, ok, value, self.clock.now())
 
     def _runnable(self) -> bool:
         now = self.clock.now()
@@ -196,7 +132,11 @@ class Harness:
 
     def _start_tick(self, name: str) -> None:
         if self.alive(name) and not self.scheduler.is_alive(name):
-            self.scheduler.spawn(name, self.engines[name].tick(self.max_tasks))
+            token = CURRENT_WORLD.set(self)  # the tick's tasks inherit it: callbacks report to this harness
+            try:
+                self.scheduler.spawn(name, self.engines[name].tick(self.max_tasks))
+            finally:
+                CURRENT_WORLD.reset(token)
 
     def _drive(self, done: Callable[[], bool], pick: Callable[[Sequence[Waiter]], int]) -> None:
         """Scheduler moves (`pick` chooses each) until `done()`; never jumps the clock (only rules move it)."""
@@ -310,107 +250,53 @@ class Harness:
     def _on_engine(self, owner: str, action: str, d: dict[str, Any]) -> None:
         t = self.clock.now()
         self.checker.on_record(t, owner, action, d)
-        m = self.model
-        if action == "claim":
-            self.task_runs[d["task"]] = d["run"]
-            m.on_claim(d["instance"], d["run"], t)
-        elif action == "step_call":
-            m.on_call(d["instance"], d["run"], d["key"], d["attempt"], t)
-        elif action == "commit":
-            m.on_commit(d["instance"], d["run"], d["key"], self._step_row(d["instance"], d["run"], d["key"]),
-                        d.get("event"), d.get("suspend") is not None, bool(d.get("paused")), t)
-        elif action == "suspend":
-            m.on_suspend(d["instance"], self.task_runs.get(d["task"], -1), bool(d.get("paused")), t)
-        elif action == "finish":
-            row = self.conn.execute("SELECT output, error_name, error_message FROM workflow_instance "
-                                    "WHERE instance_id = ?", (d["instance"],)).fetchone()
-            error = None if row["error_name"] is None else (row["error_name"], row["error_message"])
-            m.on_finish(d["instance"], d["run"], d["status"], _decode(row["output"]), error, t)
-
-    def _step_row(self, instance: str, run: int, key: str) -> dict[str, Any]:
-        workflow = self.model.instances[instance].workflow if instance in self.model.instances else ""
-        row = self.conn.execute(
-            "SELECT type, status, attempts, result, error_name, next_retry_at, wake_at FROM workflow_step "
-            "WHERE workflow_name = ? AND instance_id = ? AND run_number = ? AND step_key = ?",
-            (workflow, instance, run, key)).fetchone()
-        if row is None:
-            return {"type": None, "status": None, "attempts": None, "result": None, "error_name": None,
-                    "next_retry_at": None, "wake_at": None}
-        out = dict(row)
-        out["result"] = _result(row["type"], row["result"])
-        return out
+        self.oracle.on_engine(owner, action, d, t)
 
     # -- client operations: the engine's outcome must be the model's ----------------------------------------
 
-    def _client(self, what: str, coro: Coroutine[Any, Any, Any], expected: Any,
-                returned: Callable[[Any], Any] = lambda _: "ok") -> None:
+    def _op(self, kind: str, iid: str, coro: Coroutine[Any, Any, Any], **fields: Any) -> None:
+        expected = self.oracle.predict(kind, iid, now=self.clock.now(), **fields)
         try:
-            got = returned(run_now(coro))
+            result = run_now(coro)
+            got = result if kind in ("create", "restart") else "ok"
         except EngineError as exc:
             got = exc.code
-        if got != expected:
-            self.problems.append(f"{what}: the engine answered {got!r}, the model expects {expected!r}")
+        self.oracle.answered(kind, iid, expected, got)
 
     def create(self, workflow: str, iid: str, params: Any) -> str:
-        self.model.create(workflow, iid, params)
-        self._client(f"create {iid}", self.client.create(workflow, params, id=iid), iid, lambda r: r)
+        self._op("create", iid, self.client.create(workflow, params, id=iid), workflow=workflow, params=params)
         return iid
 
     def create_batch(self, workflow: str, items: list[tuple[str, Any]]) -> list[str]:
         created = [iid for iid, params in items if self.model.create(workflow, iid, params)]
-        self._client(f"create_batch {[i for i, _ in items]}",
-                     self.client.create_batch(workflow, [{"id": i, "params": p} for i, p in items]), created,
-                     lambda r: r)
+        try:
+            got = run_now(self.client.create_batch(workflow, [{"id": i, "params": p} for i, p in items]))
+        except EngineError as exc:
+            got = exc.code
+        self.oracle.answered("create_batch", str([i for i, _ in items]), created, got)
         return list(dict.fromkeys(iid for iid, _ in items))
 
     def _workflow(self, iid: str) -> str:
         return self.model.instances[iid].workflow
 
     def send_event(self, iid: str, type: str, payload: Any, event_id: str | None) -> None:
-        outcome = self.model.send_event(iid, type, payload, event_id, self.clock.now())
-        expected = "ok" if outcome in ("sent", "duplicate") else outcome
-        self._client(f"send_event {type} to {iid}", self.client.send_event(
-            self._workflow(iid), iid, type=type, payload=payload, event_id=event_id), expected)
+        self._op("event", iid, self.client.send_event(self._workflow(iid), iid, type=type, payload=payload,
+                                                      event_id=event_id),
+                 type=type, payload=payload, event_id=event_id)
 
     def pause(self, iid: str) -> None:
-        # Whether a runner holds a live lease is timing the model does not track; the store says.
-        in_flight = self.conn.execute(
-            "SELECT 1 FROM workflow_task WHERE instance_id = ? AND status = 'processing' AND locked_until >= ?",
-            (iid, self.clock.now())).fetchone() is not None
-        self._client(f"pause {iid}", self.client.pause(self._workflow(iid), iid), self.model.pause(iid, in_flight))
+        self._op("pause", iid, self.client.pause(self._workflow(iid), iid))
 
     def resume(self, iid: str) -> None:
-        self._client(f"resume {iid}", self.client.resume(self._workflow(iid), iid), self.model.resume(iid))
+        self._op("resume", iid, self.client.resume(self._workflow(iid), iid))
 
     def terminate(self, iid: str) -> None:
-        self._client(f"terminate {iid}", self.client.terminate(self._workflow(iid), iid), self.model.terminate(iid))
+        self._op("terminate", iid, self.client.terminate(self._workflow(iid), iid))
 
     def restart(self, iid: str) -> None:
-        self._client(f"restart {iid}", self.client.restart(self._workflow(iid), iid), self.model.restart(iid),
-                     lambda r: r)
+        self._op("restart", iid, self.client.restart(self._workflow(iid), iid))
 
     # -- checks after every rule ---------------------------------------------------------------------------
-
-    def observe(self) -> dict[str, Any]:
-        """The engine's state in the shape of `Model.snapshot()`, read straight from the store's tables."""
-        conn = self.conn
-        return {
-            "instances": {
-                r[0]: (r[1], r[2], r[3], _decode(r[4]), None if r[5] is None else (r[5], r[6]), bool(r[7]))
-                for r in conn.execute("SELECT instance_id, workflow_name, status, run_number, output, error_name, "
-                                      "error_message, pause_requested FROM workflow_instance")
-            },
-            "steps": {
-                (r[0], r[1], r[2]): (r[3], r[4], r[5], _result(r[3], r[6]), r[7])
-                for r in conn.execute("SELECT instance_id, run_number, step_key, type, status, attempts, result, "
-                                      "error_name FROM workflow_step")
-            },
-            "events": {
-                r[0]: (r[1], r[2], r[3], _decode(r[4]), None if r[5] is None else (r[5], r[6]))
-                for r in conn.execute("SELECT id, instance_id, run_number, type, payload, consumed_run, "
-                                      "consumed_by_step_key FROM workflow_event")
-            },
-        }
 
     def check(self) -> list[str]:
         """Every violated property and disagreement, empty when all is well."""
@@ -418,13 +304,13 @@ class Harness:
         if changes != self._checked_at:
             # State invariants are functions of the tables: an unchanged database cannot break them anew.
             self.checker.on_move()
-            self._observed = self.observe()
+            self._observed = self.oracle.observe()
             self._checked_at = changes
-        problems = [v.render() for v in self.checker.violations] + self.model.violations + self.problems
+        problems = [v.render() for v in self.checker.violations] + self.oracle.violations + self.problems
         if self.scheduler.unhandled:
             problems.append(f"unhandled errors in the simulated loop: {self.scheduler.unhandled[:3]}")
         if not problems:
-            problems = _disagreements(self.model.snapshot(), self._observed)
+            problems = self.oracle.disagreements(self._observed)
         return problems
 
 
@@ -432,20 +318,4 @@ def _first(waiters: Sequence[Waiter]) -> int:
     return 0
 
 
-def _result(type: str | None, text: str | None) -> Any:
-    value = _decode(text)
-    # A wait stores {"type", "payload", "timestamp"}; the model compares the payload.
-    return value["payload"] if type == "wait_for_event" and isinstance(value, dict) else value
-
-
-def _disagreements(model: dict[str, Any], engine: dict[str, Any]) -> list[str]:
-    out = []
-    for table, want in model.items():
-        got = engine[table]
-        for key in sorted(set(want) | set(got), key=repr):
-            if want.get(key) != got.get(key):
-                out.append(f"property 10 ({table}) {key}: engine {got.get(key)!r}, model {want.get(key)!r}")
-    return out[:8]
-
-
-__all__ = ["Harness", "engine_workflows"]
+__all__ = ["Harness"]

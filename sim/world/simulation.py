@@ -15,9 +15,11 @@ from typing import Any
 import attrs
 
 from engine import Engine, EngineError, SqliteStore
+from engine._store import Claim
 from engine._schema import migrate
 from engine._sqlite_store import connect
 from properties import Checker, Violation, check_liveness, check_replays
+from properties.oracle import NOT_JUDGED, Oracle
 from sim.core.choices import ChoiceSource, SeededChoices
 from sim.core.clock import VirtualClock
 from sim.world.current import CURRENT_WORLD
@@ -26,11 +28,13 @@ from sim.world.faults import FaultConfig
 from sim.core.runtime import SimRuntime
 from sim.core.scheduler import Scheduler, SimulationError, Waiter
 from sim.core.trace import Trace
+from sim.world.programs import program_workflows
 from sim.world.workload import Op, Profile, build_workload, library
 
 
 
 _TEMPLATE: list[sqlite3.Connection] = []
+DEFAULT_STEP_TIMEOUT = 60.0  # for the programs' Do steps that name none
 
 
 def fresh_database() -> sqlite3.Connection:
@@ -76,6 +80,10 @@ class SimStore(SqliteStore):
         if world.choices.flip("fault", faults.commit_unknown):
             world.fault("commit_unknown", self.owner)
             world.checker.resync_leases()
+            claim = result if isinstance(result, Claim) else next((a for a in args if isinstance(a, Claim)), None)
+            if claim is not None:
+                world.oracle.unreported(self.owner, claim.instance_id, claim.run_number, claim is result,
+                                        world.clock.now())
             raise sqlite3.OperationalError("disk I/O error (commit outcome unknown)")
         return result
 
@@ -149,8 +157,10 @@ class World:
         self.enabled_faults = self.faults.enabled()
         self.trace = Trace()
         self.checker = Checker(self.conn)
+        self.oracle = Oracle(self.conn)
+        self._judged = 0  # oracle violations already turned into checker violations
         self.fault_counts: dict[str, int] = {}
-        self.workflows = library()
+        self.workflows = library() + program_workflows(DEFAULT_STEP_TIMEOUT)
         client_runtime = ClientRuntime(self.clock)
         self.client = Engine(store=SqliteStore(":memory:", runtime=client_runtime, connection=self.conn,
                                                clock=self.clock.now, migrate_schema=False),
@@ -211,8 +221,31 @@ class World:
         t = self.clock.now()
         self.trace.add(t, owner, action, detail)
         self.checker.on_record(t, owner, action, detail)
+        self.oracle.on_engine(owner, action, detail, t)
+
+    def _verdict(self, *, whole: bool = False) -> None:
+        """Turn the oracle's new disagreements into violations; with `whole`, compare every table too."""
+        found = self.oracle.violations[self._judged:]
+        self._judged += len(found)
+        if whole and not found and not self.checker.violations:
+            found = self.oracle.disagreements()
+        for message in found[:8]:
+            self.checker.violations.append(Violation("model", message))
 
     # -- step callbacks --------------------------------------------------------------------------
+
+    def _owner(self) -> str:
+        process = self.scheduler.current_process() or "?"
+        store = self.stores.get(process)
+        return store.owner if store is not None else process
+
+    def attempt_started(self, ctx: Any, timeout: float) -> None:
+        """Called by the programs' callbacks as they begin (what their StepContext says)."""
+        self.oracle.attempt_started(self._owner(), ctx, timeout, self.clock.now())
+
+    def attempt_ended(self, ctx: Any, ok: bool, value: Any) -> None:
+        """Called by the programs' callbacks as they return or raise."""
+        self.oracle.attempt_ended(self._owner(), ctx, ok, value, self.clock.now())
 
     def busy(self, key: str, seconds: float) -> None:
         """Called from inside simulated sync step callbacks: the call blocks its runner for `seconds`."""
@@ -234,20 +267,28 @@ class World:
 
     # -- the driver ------------------------------------------------------------------------------
 
-    def _client(self, op: Op) -> None:
-        self.record("client", op.kind, **op.detail())
+    def _apply(self, op: Op) -> None:
+        """One client operation on the engine; the oracle predicts its answer and checks it."""
+        expected = self.oracle.predict(op.kind, op.instance_id, workflow=op.workflow, params=op.params,
+                                       type=op.event_type or "", payload=op.payload, event_id=op.event_id,
+                                       now=self.clock.now())
         try:
-            run_now(op.apply(self.client))
+            result = run_now(op.apply(self.client))
+            got = result if op.kind in ("create", "restart") else "ok"
         except EngineError as exc:
             self.record("client", "rejected", code=exc.code, op=op.kind)
+            got = exc.code
+        if expected is not NOT_JUDGED:
+            self.oracle.answered(op.kind, op.instance_id, expected, got)
+
+    def _client(self, op: Op) -> None:
+        self.record("client", op.kind, **op.detail())
+        self._apply(op)
         if op.kind == "create":
             self.instances.append((op.workflow, op.instance_id))
         if op.kind == "event" and self.choices.flip("fault", self.faults.duplicate_event):
             self.fault("duplicate_event", "client", instance=op.instance_id)
-            try:
-                run_now(op.apply(self.client))
-            except EngineError as exc:
-                self.record("client", "rejected", code=exc.code, op=op.kind)
+            self._apply(op)
 
     def _lifecycle(self) -> None:
         if not self.instances:
@@ -255,10 +296,7 @@ class World:
         workflow, iid = self.instances[self.choices.choose("fault", len(self.instances))]
         kind = ("pause", "resume", "terminate", "restart")[self.choices.choose("fault", 4)]
         self.fault("lifecycle", "client", op=kind, instance=iid)
-        try:
-            run_now(getattr(self.client, kind)(workflow, iid))
-        except EngineError as exc:
-            self.record("client", "rejected", code=exc.code, op=kind)
+        self._apply(Op(kind=kind, workflow=workflow, instance_id=iid))
 
     def _action(self) -> bool:
         """One driver action; False when nothing can move any more."""
@@ -330,8 +368,11 @@ class World:
                     if (not self.ops and self._settled()) or not self._action():
                         break
                     self.checker.on_move()
+                    self._verdict()
                     if self.checker.violations:
                         break
+                if not self.checker.violations:
+                    self._verdict(whole=True)
                 if not self.checker.violations:
                     self._liveness()
                 if not self.checker.violations:
@@ -365,6 +406,7 @@ class World:
         while self.ops:
             self._client(self.ops.pop(0))
             self.checker.on_move()
+            self._verdict()
         deadline = self.clock.now() + self.profile.liveness_bound
         for _ in range(self.profile.liveness_steps):
             if self.checker.violations or self._settled() or self.clock.now() > deadline:
@@ -373,6 +415,8 @@ class World:
             if moved is None:
                 break
             self.checker.on_move()
+            self._verdict()
+        self._verdict(whole=True)
         if not self.checker.violations:
             self.checker.violations.extend(check_liveness(self.conn, self.profile.liveness_bound))
         if not self.checker.violations:

@@ -11,6 +11,7 @@ from engine import Engine, Retries, WorkflowDefinition, WorkflowEvent, WorkflowS
 from sim.core.choices import ChoiceSource
 from sim.world.current import CURRENT_WORLD
 from sim.world.faults import FaultConfig
+from sim.world.scripts import script_ops
 from sim.world.workflows import ALL_WORKFLOWS
 
 
@@ -110,6 +111,7 @@ class Profile:
     client_rate: float = 0.1
     faults: FaultConfig = attrs.field(factory=FaultConfig.default)
     swarm: bool = False
+    scripts: float = 0.7  # the share of mixed-workload instances that run a random `m-script` (model-judged)
     late_by: float = 7200.0
     liveness_bound: float = 3 * 86400.0
     liveness_steps: int = 20_000
@@ -148,7 +150,10 @@ def _s1(choices: ChoiceSource) -> list[list[Op]]:
     return [a, b]
 
 
-def _instance_ops(choices: ChoiceSource, index: int, lease: float) -> list[Op]:
+def _instance_ops(choices: ChoiceSource, index: int, lease: float, scripts: float) -> list[Op]:
+    if choices.flip("input", scripts):
+        # Most instances run a random step script the reference model judges move by move.
+        return [Op(**kw) for kw in script_ops(choices, index, lease)]
     iid = f"i{index}"
     kind = choices.choose("input", 6)
 
@@ -203,7 +208,7 @@ def build_workload(choices: ChoiceSource, profile: Profile) -> list[Op]:
         queues = [[Op(kind="create", workflow="sleepy-workflow", instance_id=f"z{i}",
                       params={"naps": 4, "nap": "6 hours"})] for i in range(profile.instances)]
     else:
-        queues = [_instance_ops(choices, i, profile.lease) for i in range(profile.instances)]
+        queues = [_instance_ops(choices, i, profile.lease, profile.scripts) for i in range(profile.instances)]
     merged: list[Op] = []
     while any(queues):
         live = [q for q in queues if q]

@@ -199,8 +199,9 @@ NAMES = Setting(mutant_profile("calm"), _names)
 SLOW_SYNC = Setting(attrs.evolve(get_profile("slow-sync"), name="mutant-slow-sync", faults=FaultConfig.none()))
 CRASHING_DOZERS = Setting(attrs.evolve(mutant_profile("crash-dozers", crash=0.05), liveness_bound=1800.0), _dozers)
 # Healthy runners, every event delivered, the liveness phase starting while instances still wait: nothing
-# should need its 1-hour event timeout, so a bound below it shows a wake-up that comes only at the deadline.
-PROMPT = Setting(attrs.evolve(mutant_profile("prompt"), liveness_bound=1800.0, max_actions=100))
+# should need its 1-hour event timeout, so a bound below it shows a wake-up that comes only at the deadline
+# (scripts are left out: their waits time out and their sleeps last hours by design).
+PROMPT = Setting(attrs.evolve(mutant_profile("prompt"), liveness_bound=1800.0, max_actions=100, scripts=0.0))
 DEFAULT = Setting(Profile(name="default"))
 
 
@@ -499,8 +500,9 @@ MUTANTS: dict[str, ZooMutant] = {m.name: m for m in (
               models="a GC-paused worker that checks who holds the lock but not until when",
               patch=_patch_expired_commit, explore="steps3-faults", lease_race=True, best="random",
               gate_budget=200),
+    # The model sees it first on script instances (a completed row without its result); P1 on the others.
     ZooMutant(name="record-first", title="step record written before its side effect", prop="P1",
-              setting=CRASHES, models="journal marks a step done before the effect; recovery re-runs it",
+              also=("model",), setting=CRASHES, models="journal marks a step done before the effect; recovery re-runs it",
               patch=_patch_record_first, explore="steps3-faults", best="random", gate_budget=200),
     ZooMutant(name="blind-heartbeat", title="heartbeat extends a lease it no longer owns", prop="P3",
               setting=CLOCK_JUMP, models="heartbeat UPDATE by task id only, also after the task went pending",

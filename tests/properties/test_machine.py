@@ -54,7 +54,7 @@ class TestHarness:
             clean(h)
         h.settle()
         clean(h)
-        assert h.observe()["instances"]["w0"][1:4] == ("complete", 1, [5, 6])
+        assert h.oracle.observe()["instances"]["w0"][1:4] == ("complete", 1, [5, 6])
 
     def test_retries_follow_the_backoff_and_end_at_the_limit(self, h: Harness) -> None:
         """A step failing three times retries at +5 s and +10 s (linear), then errors; the workflow catches it."""
@@ -64,8 +64,8 @@ class TestHarness:
             h.clock.advance(seconds)
             h.settle()
             clean(h)
-        assert h.observe()["instances"]["r0"][1:4] == ("complete", 1, {"failed": 3})
-        assert h.observe()["steps"][("r0", 1, "do:charge")] == ("do", "errored", 3, None, "RuntimeError")
+        assert h.oracle.observe()["instances"]["r0"][1:4] == ("complete", 1, {"failed": 3})
+        assert h.oracle.observe()["steps"][("r0", 1, "do:charge")] == ("do", "errored", 3, None, "RuntimeError", None, None)
 
     def test_a_sleep_wakes_only_when_the_clock_reaches_it(self, h: Harness) -> None:
         """settle never moves the clock: the sleep waits until a rule advances time past its wake time."""
@@ -75,11 +75,11 @@ class TestHarness:
         h.clock.advance(9.0)
         h.settle()
         clean(h)
-        assert h.observe()["instances"]["z0"][1] == "waiting"
+        assert h.oracle.observe()["instances"]["z0"][1] == "waiting"
         h.clock.advance(1.0)
         h.settle()
         clean(h)
-        assert h.observe()["instances"]["z0"][1:4] == ("complete", 1, ["after", 1])
+        assert h.oracle.observe()["instances"]["z0"][1:4] == ("complete", 1, ["after", 1])
 
     def test_a_pause_mid_flight_takes_effect_at_the_next_step_boundary(self, h: Harness) -> None:
         """Paused while a runner is inside a step, the instance pauses at that step's commit."""
@@ -88,15 +88,15 @@ class TestHarness:
         clean(h)
         h.pause("s0")
         clean(h)
-        assert h.observe()["instances"]["s0"][5] is True  # requested, not yet applied
+        assert h.oracle.observe()["instances"]["s0"][5] is True  # requested, not yet applied
         h.tick("r1", None)
         clean(h)
-        assert h.observe()["instances"]["s0"][1] == "paused"
+        assert h.oracle.observe()["instances"]["s0"][1] == "paused"
         h.resume("s0")
         clean(h)
         h.settle()
         clean(h)
-        assert h.observe()["instances"]["s0"][1] == "complete"
+        assert h.oracle.observe()["instances"]["s0"][1] == "complete"
 
     def test_a_stalled_runner_is_fenced_out_after_a_takeover(self, h: Harness) -> None:
         """r1 stalls before its commit; r2 takes the task over; r1's late commit is refused (property 3)."""
@@ -107,7 +107,7 @@ class TestHarness:
         h.tick("r2", None)
         clean(h)
         assert h.checker.disrupted  # r1 abandoned its claim
-        assert h.observe()["instances"]["s0"][1] == "complete"
+        assert h.oracle.observe()["instances"]["s0"][1] == "complete"
 
     def test_a_crashed_runner_leaves_work_another_runner_takes_over(self, h: Harness) -> None:
         """After a crash mid-step and the lease's expiry, the other runner replays and completes the run."""
@@ -117,11 +117,11 @@ class TestHarness:
         h.crash("r1")
         h.settle()
         clean(h)
-        assert h.observe()["instances"]["s0"][1] == "running"  # r1's lease still holds the task
+        assert h.oracle.observe()["instances"]["s0"][1] == "running"  # r1's lease still holds the task
         h.clock.advance(strategies.LEASE + 1)
         h.settle()
         clean(h)
-        assert h.observe()["instances"]["s0"][1] == "complete"
+        assert h.oracle.observe()["instances"]["s0"][1] == "complete"
         h.start_runner("r1")
         h.tick("r1", None)
         clean(h)
@@ -135,7 +135,7 @@ class TestHarness:
         clean(h)
         h.tick("r1", None)
         clean(h)
-        assert h.observe()["instances"]["s0"][1] == "terminated"
+        assert h.oracle.observe()["instances"]["s0"][1] == "terminated"
 
     def test_a_planted_disagreement_is_reported(self, h: Harness) -> None:
         """A step row that changes behind the engine's back breaks agreement with the model (property 10)."""

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from properties.model import Do, Model, StepState, retry_program, steps_program
+from properties.model import Do, Model, StepState
+from properties.programs import Wait, received, retry_program, steps_program
 
 T0 = 1_000.0
 
@@ -160,9 +161,9 @@ class TestRunnerTransitions:
         m.send_event("w0", "go", "first", None, T0)
         m.send_event("w0", "go", "second", None, T0)
         claimed(m, "w0")
-        m.on_commit("w0", 1, "wait_for_event:w", row("completed", result="first", wake_at=T0 + 20), 1,
+        m.on_commit("w0", 1, "wait_for_event:w", row("completed", result=received("go", "first", T0), wake_at=T0 + 20), 1,
                     False, False, T0)
-        m.on_commit("w0", 1, "wait_for_event:w#2", row("completed", result="second", wake_at=T0 + 20), 2,
+        m.on_commit("w0", 1, "wait_for_event:w#2", row("completed", result=received("go", "second", T0), wake_at=T0 + 20), 2,
                     False, False, T0)
         assert m.violations == []
         assert [e.consumed for e in m.events] == [(1, "wait_for_event:w"), (1, "wait_for_event:w#2")]
@@ -173,9 +174,9 @@ class TestRunnerTransitions:
         m.create("m-wait", "w0", {"waits": 2, "timeout": 20.0})
         m.send_event("w0", "go", "only", None, T0)
         claimed(m, "w0")
-        m.on_commit("w0", 1, "wait_for_event:w", row("completed", result="only", wake_at=T0 + 20), 1,
+        m.on_commit("w0", 1, "wait_for_event:w", row("completed", result=received("go", "only", T0), wake_at=T0 + 20), 1,
                     False, False, T0)
-        m.on_commit("w0", 1, "wait_for_event:w#2", row("completed", result="only", wake_at=T0 + 20), 1,
+        m.on_commit("w0", 1, "wait_for_event:w#2", row("completed", result=received("go", "only", T0), wake_at=T0 + 20), 1,
                     False, False, T0)
         assert any("consumed event 1" in v for v in m.violations)
 
@@ -187,7 +188,7 @@ class TestRunnerTransitions:
         m.on_commit("w0", 1, "wait_for_event:w", row("waiting", wake_at=T0 + 20), None, True, False, T0)
         m.send_event("w0", "go", "late", None, T0 + 21)
         assert m.due("w0", T0 + 19) is None
-        assert m.acceptable_event(m.instances["w0"], "go", T0 + 20) is None
+        assert m.acceptable_event(m.instances["w0"], Wait("w", "go", 20.0), T0 + 20) is None
         claimed(m, "w0", T0 + 21)
         m.on_commit("w0", 1, "wait_for_event:w", row("errored", error="WaitForEventTimeout", wake_at=T0 + 20),
                     None, False, False, T0 + 21)
@@ -265,7 +266,7 @@ class TestRunnerTransitions:
         m.restart("w0")
         m.send_event("w0", "go", 8, None, T0)
         claimed(m, "w0")
-        m.on_commit("w0", 2, "wait_for_event:w", row("completed", result=8, wake_at=T0 + 20), 2, False, False, T0)
+        m.on_commit("w0", 2, "wait_for_event:w", row("completed", result=received("go", 8, T0), wake_at=T0 + 20), 2, False, False, T0)
         assert m.violations == []
 
     def test_finishing_with_a_step_pending_is_a_violation(self) -> None:

@@ -1,0 +1,231 @@
+"""Property 10 in every search: the reference model riding along a simulated cluster as its oracle.
+
+An `Oracle` sits beside one simulated database. The simulator hands it everything a user could observe, as
+it happens: each client operation with the engine's answer (the model predicts the answer), each runner
+transition the engine's tracer reports right after its transaction (claim, step call, commit, hand-back,
+finish), and what each step callback saw and did (its `StepContext`, its result or error, a hang). The model
+decides whether each was allowed; `check` then compares the whole observable state, table by table, with
+the model's. Only instances of the model's programs (`properties.programs`) are judged; other workflows in
+the same database are left to the generic properties.
+
+A write whose commit outcome was unknown to its runner (the simulator's `commit_unknown` fault) reaches no
+tracer: `unreported` reads what it did from the tables and judges it the same way, so the model stays in
+step with what landed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from properties.model import Attempt, Model
+from properties.programs import PROGRAMS
+from properties.state import TERMINAL
+
+
+NOT_JUDGED = object()  # `predict`'s answer for an operation on an instance the model does not judge
+
+
+def _decode(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class Oracle:
+    """The model plus the bookkeeping that turns tracer records and callback reports into its inputs."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.model = Model()
+        self.problems: list[str] = []
+        self.task_runs: dict[int, int] = {}  # task id -> run number, from claims (hand-backs omit the run)
+        self.attempts: dict[tuple[str, str, int, str, int], Attempt] = {}  # (owner, instance, run, key, n)
+        self.calls: dict[tuple[str, str], tuple[int, str, int]] = {}  # (owner, instance) -> its last step_call
+
+    @property
+    def violations(self) -> list[str]:
+        """Every disagreement so far: the model's and the oracle's own."""
+        return self.model.violations + self.problems
+
+    def judged(self, instance_id: str) -> bool:
+        """True for instances of the model's programs."""
+        return instance_id in self.model.instances
+
+    # -- callbacks (reported by the program adapter) --------------------------------------------------------
+
+    def attempt_started(self, owner: str, ctx: Any, timeout: float, t: float) -> None:
+        """A callback began: its StepContext must describe the step call its runner just reported."""
+        if not self.judged(ctx.instance_id):
+            return
+        call = self.calls.get((owner, ctx.instance_id))
+        base = ctx.step_key.split("#", 1)[0]
+        seen = (ctx.workflow, ctx.run_number, ctx.step_key, ctx.attempt, base)
+        want = (self.model.instances[ctx.instance_id].workflow, *(call or (None, None, None)), f"do:{ctx.name}")
+        if call is None or seen != want:
+            self.problems.append(
+                f"property 10 (step context): {owner}'s callback for {ctx.instance_id} saw (workflow, run, key, "
+                f"attempt, do:name) = {seen}, its step call was {want}")
+        self.attempts[(owner, ctx.instance_id, ctx.run_number, ctx.step_key, ctx.attempt)] = Attempt(t, timeout)
+
+    def attempt_ended(self, owner: str, ctx: Any, ok: bool, value: Any, t: float) -> None:
+        """A callback returned `value` (ok) or raised with message `value`."""
+        attempt = self.attempts.get((owner, ctx.instance_id, ctx.run_number, ctx.step_key, ctx.attempt))
+        if attempt is not None and attempt.end is None:
+            attempt.end, attempt.ok, attempt.value = t, ok, value
+
+    # -- runner transitions (the engine's tracer) -----------------------------------------------------------
+
+    def on_engine(self, owner: str, action: str, d: dict[str, Any], t: float) -> None:
+        """One tracer record, right after the transaction it describes."""
+        instance = d.get("instance")
+        if instance is None or not self.judged(instance):
+            return
+        m = self.model
+        if action == "claim":
+            self.task_runs[d["task"]] = d["run"]
+            m.on_claim(instance, d["run"], t)
+        elif action == "step_call":
+            self.calls[(owner, instance)] = (d["run"], d["key"], d["attempt"])
+            m.on_call(instance, d["run"], d["key"], d["attempt"], t)
+        elif action == "commit":
+            row = self._step_row(instance, d["run"], d["key"])
+            attempt = self.attempts.get((owner, instance, d["run"], d["key"], row["attempts"] or 0))
+            m.on_commit(instance, d["run"], d["key"], row, d.get("event"), d.get("suspend") is not None,
+                        bool(d.get("paused")), t, attempt if row["type"] == "do" else None)
+        elif action == "suspend":
+            m.on_suspend(instance, self.task_runs.get(d["task"], -1), bool(d.get("paused")), t)
+        elif action == "finish":
+            status, output, error = self._ending(instance)
+            m.on_finish(instance, d["run"], d["status"], output, error, t)
+
+    def unreported(self, owner: str, instance: str, run: int, claimed: bool, t: float) -> None:
+        """A transaction on `instance` landed but its runner was told it failed: judge what it wrote.
+
+        `claimed` says it was a claim. Otherwise it wrote at most one step row (a commit, with or without a
+        hand-back), or handed the task back, or ended the run; the tables say which.
+        """
+        if not self.judged(instance):
+            return
+        m = self.model
+        inst = m.instances[instance]
+        if claimed:
+            m.on_claim(instance, run, t)
+            return
+        if run != inst.run or inst.status in TERMINAL or inst.status == "paused":
+            return  # fenced: it wrote nothing
+        status, output, error = self._ending(instance)
+        for row in self.conn.execute(
+                "SELECT step_key FROM workflow_step WHERE workflow_name = ? AND instance_id = ? AND run_number = ?",
+                (inst.workflow, instance, run)):
+            key = row[0]
+            mine = inst.steps.get((run, key))
+            now = self._step_row(instance, run, key)
+            if mine is None or (mine.status, mine.attempts) != (now["status"], now["attempts"]):
+                consumed = self.conn.execute(
+                    "SELECT id FROM workflow_event WHERE instance_id = ? AND consumed_run = ? "
+                    "AND consumed_by_step_key = ?", (instance, run, key)).fetchone()
+                task = self.conn.execute(
+                    "SELECT 1 FROM workflow_task WHERE instance_id = ? AND status = 'processing' AND lock_owner = ?",
+                    (instance, owner)).fetchone()
+                attempt = self.attempts.get((owner, instance, run, key, now["attempts"] or 0))
+                m.on_commit(instance, run, key, now, None if consumed is None else consumed[0], task is None,
+                            status == "paused", t, attempt if now["type"] == "do" else None)
+                return
+        if status in ("complete", "errored"):
+            m.on_finish(instance, run, status, output, error, t)
+        elif status in ("waiting", "paused") and inst.status == "running":
+            m.on_suspend(instance, run, status == "paused", t)
+
+    def _ending(self, instance: str) -> tuple[str, Any, tuple[str, str] | None]:
+        row = self.conn.execute("SELECT status, output, error_name, error_message FROM workflow_instance "
+                                "WHERE instance_id = ?", (instance,)).fetchone()
+        error = None if row["error_name"] is None else (row["error_name"], row["error_message"])
+        return row["status"], _decode(row["output"]), error
+
+    def _step_row(self, instance: str, run: int, key: str) -> dict[str, Any]:
+        workflow = self.model.instances[instance].workflow
+        row = self.conn.execute(
+            "SELECT type, status, attempts, result, error_name, error_message, next_retry_at, wake_at "
+            "FROM workflow_step WHERE workflow_name = ? AND instance_id = ? AND run_number = ? AND step_key = ?",
+            (workflow, instance, run, key)).fetchone()
+        if row is None:
+            return {"type": None, "status": None, "attempts": None, "result": None, "error_name": None,
+                    "error_message": None, "next_retry_at": None, "wake_at": None}
+        out = dict(row)
+        out["result"] = _decode(row["result"])
+        return out
+
+    # -- client operations: the engine's answer must be the model's ------------------------------------------
+
+    def predict(self, kind: str, instance: str, *, workflow: str = "", params: Any = None, type: str = "",
+                payload: Any = None, event_id: str | None = None, now: float = 0.0) -> Any:
+        """The answer the engine must give to a client operation, applied to the model; NOT_JUDGED for an
+        instance outside the model's programs. Answers: the id (create), the run number (restart), "ok" or
+        an error code."""
+        m = self.model
+        if kind == "create":
+            if workflow not in PROGRAMS:
+                return NOT_JUDGED
+            m.create(workflow, instance, params)
+            return instance
+        if not self.judged(instance):
+            return NOT_JUDGED
+        if kind == "event":
+            # Rows are numbered max + 1 and never deleted: the id a new event must get.
+            last = self.conn.execute("SELECT MAX(id) FROM workflow_event").fetchone()[0]
+            outcome = m.send_event(instance, type, payload, event_id, now, row_id=(last or 0) + 1)
+            return "ok" if outcome in ("sent", "duplicate") else outcome
+        if kind == "pause":
+            return m.pause(instance, self.in_flight(instance, now))
+        if kind == "restart":
+            return m.restart(instance)
+        return getattr(m, kind)(instance)
+
+    def answered(self, kind: str, instance: str, expected: Any, got: Any) -> None:
+        """The engine's answer to an operation `predict` was asked about."""
+        if expected is not NOT_JUDGED and got != expected:
+            self.problems.append(f"property 10 (client) {kind} {instance}: the engine answered {got!r}, "
+                                 f"the model expects {expected!r}")
+
+    def in_flight(self, instance: str, now: float) -> bool:
+        """Whether a runner holds a live lease on the instance: timing the model does not track."""
+        return self.conn.execute(
+            "SELECT 1 FROM workflow_task WHERE instance_id = ? AND status = 'processing' AND locked_until >= ?",
+            (instance, now)).fetchone() is not None
+
+    # -- the whole observable state -----------------------------------------------------------------------
+
+    def observe(self) -> dict[str, Any]:
+        """The engine's state of the judged instances, in the shape of `Model.snapshot()`."""
+        conn, judged = self.conn, self.model.instances
+        return {
+            "instances": {
+                r[0]: (r[1], r[2], r[3], _decode(r[4]), None if r[5] is None else (r[5], r[6]), bool(r[7]))
+                for r in conn.execute("SELECT instance_id, workflow_name, status, run_number, output, error_name, "
+                                      "error_message, pause_requested FROM workflow_instance") if r[0] in judged
+            },
+            "steps": {
+                (r[0], r[1], r[2]): (r[3], r[4], r[5], _decode(r[6]), r[7], r[8], r[9])
+                for r in conn.execute("SELECT instance_id, run_number, step_key, type, status, attempts, result, "
+                                      "error_name, wake_at, next_retry_at FROM workflow_step") if r[0] in judged
+            },
+            "events": {
+                r[0]: (r[1], r[2], r[3], _decode(r[4]), None if r[5] is None else (r[5], r[6]))
+                for r in conn.execute("SELECT id, instance_id, run_number, type, payload, consumed_run, "
+                                      "consumed_by_step_key FROM workflow_event") if r[1] in judged
+            },
+        }
+
+    def disagreements(self, observed: dict[str, Any] | None = None) -> list[str]:
+        """Where the engine's observable state differs from the model's (at most 8 lines)."""
+        engine = observed if observed is not None else self.observe()
+        out = []
+        for table, want in self.model.snapshot().items():
+            got = engine[table]
+            for key in sorted(set(want) | set(got), key=repr):
+                if want.get(key) != got.get(key):
+                    out.append(f"property 10 ({table}) {key}: engine {got.get(key)!r}, model {want.get(key)!r}")
+        return out[:8]
+
+
+__all__ = ["NOT_JUDGED", "Oracle"]
