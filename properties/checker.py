@@ -7,6 +7,7 @@ every simulated action for the state invariants.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from typing import Any
 
@@ -14,6 +15,10 @@ import attrs
 
 from properties.state import TerminalWatch, check_state, instances
 from properties.violation import Violation
+
+# Faults that never cost a runner its lease: a failing or hanging callback is renewed like any other, and
+# a repeated event touches no task.
+HARMLESS_TO_LEASES = frozenset({"step_raise", "step_hang", "duplicate_event", "event", "create"})
 
 PRIORITY_SQL = (
     "SELECT id FROM workflow_task WHERE (status = 'pending' AND run_at <= ?) OR "
@@ -46,9 +51,28 @@ class Checker:
         self._checked_at = -1  # conn.total_changes at the last state check
         self._due_at: tuple[float | None, float | None] = (None, None)  # earliest run_at, earliest lapse
         self._due_at_changes = -1  # conn.total_changes when _due_at was read
+        # P11 (no spurious lease loss) is on once the world promises to report every fault (`on_fault`).
+        self.watch_leases = False
+        self._claimed: dict[tuple[str, int], float] = {}  # (runner, task) -> when it claimed the task
+        self._disrupted_at = -math.inf  # the last fault that may legitimately cost a runner its lease
 
     def _fail(self, prop: str, message: str, **evidence: Any) -> None:
         self.violations.append(Violation(prop, message, evidence))
+
+    def on_fault(self, kind: str, t: float) -> None:
+        """A fault (or client operation) happened at `t`; all but those that cannot touch a lease excuse a
+        lease loss after it (P11)."""
+        if kind not in HARMLESS_TO_LEASES:
+            self._disrupted_at = t
+
+    def _on_lease_lost(self, t: float, runner: str, d: dict[str, Any]) -> None:
+        # P11: a live runner that nothing stalled, no clock moved under and no client touched keeps its lease,
+        # however long its callback takes (the heartbeat renews it; DESIGN §2 "Details").
+        since = self._claimed.get((runner, d["task"]))
+        if self.watch_leases and since is not None and self._disrupted_at < since:
+            self._fail("P11 spurious lease loss", f"runner {runner} lost its lease on task {d['task']} "
+                       f"({d.get('instance')}) at {t}, claimed at {since}, with no fault since", t=t,
+                       reason=d.get("reason"))
 
     def _step_row(self, workflow: str, instance: str, run: int, key: str) -> dict[str, Any] | None:
         row = self.conn.execute(
@@ -127,6 +151,7 @@ class Checker:
         if d.get("took_over"):
             self.disrupted = True
         self.leases[task] = Lease(runner, version, d["lease_until"])
+        self._claimed[(runner, task)] = t
 
     def resync_leases(self) -> None:
         """Adopt the task table's leases after a commit whose outcome the runner never learned.

@@ -9,8 +9,8 @@ the model's. Only instances of the model's programs (`properties.programs`) are 
 the same database are left to the generic properties.
 
 A write whose commit outcome was unknown to its runner (the simulator's `commit_unknown` fault) reaches no
-tracer: `unreported` reads what it did from the tables and judges it the same way, so the model stays in
-step with what landed.
+tracer: `unreported` is told the transaction and its arguments, reads what it wrote from the tables and
+judges it the same way, so the model stays in step with what landed.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import json
 import sqlite3
 from typing import Any
 
+from engine._store import Claim, StepWrite, Suspension
 from properties.model import Attempt, Model
 from properties.programs import PROGRAMS
-from properties.state import TERMINAL
 
 
 NOT_JUDGED = object()  # `predict`'s answer for an operation on an instance the model does not judge
@@ -98,43 +98,32 @@ class Oracle:
             status, output, error = self._ending(instance)
             m.on_finish(instance, d["run"], d["status"], output, error, t)
 
-    def unreported(self, owner: str, instance: str, run: int, claimed: bool, t: float) -> None:
-        """A transaction on `instance` landed but its runner was told it failed: judge what it wrote.
-
-        `claimed` says it was a claim. Otherwise it wrote at most one step row (a commit, with or without a
-        hand-back), or handed the task back, or ended the run; the tables say which.
-        """
-        if not self.judged(instance):
+    def unreported(self, owner: str, txn: str, args: tuple[Any, ...], result: Any, t: float) -> None:
+        """Transaction `txn(conn, *args)` landed with `result`, but its runner was told it failed (commit
+        outcome unknown): judge what it did as if the tracer had reported it."""
+        claim = result if isinstance(result, Claim) else next((a for a in args if isinstance(a, Claim)), None)
+        if claim is None or not self.judged(claim.instance_id):
             return
-        m = self.model
-        inst = m.instances[instance]
-        if claimed:
-            m.on_claim(instance, run, t)
-            return
-        if run != inst.run or inst.status in TERMINAL or inst.status == "paused":
-            return  # fenced: it wrote nothing
+        m, instance, run = self.model, claim.instance_id, claim.run_number
         status, output, error = self._ending(instance)
-        for row in self.conn.execute(
-                "SELECT step_key FROM workflow_step WHERE workflow_name = ? AND instance_id = ? AND run_number = ?",
-                (inst.workflow, instance, run)):
-            key = row[0]
-            mine = inst.steps.get((run, key))
-            now = self._step_row(instance, run, key)
-            if mine is None or (mine.status, mine.attempts) != (now["status"], now["attempts"]):
-                consumed = self.conn.execute(
-                    "SELECT id FROM workflow_event WHERE instance_id = ? AND consumed_run = ? "
-                    "AND consumed_by_step_key = ?", (instance, run, key)).fetchone()
-                task = self.conn.execute(
-                    "SELECT 1 FROM workflow_task WHERE instance_id = ? AND status = 'processing' AND lock_owner = ?",
-                    (instance, owner)).fetchone()
-                attempt = self.attempts.get((owner, instance, run, key, now["attempts"] or 0))
-                m.on_commit(instance, run, key, now, None if consumed is None else consumed[0], task is None,
-                            status == "paused", t, attempt if now["type"] == "do" else None)
-                return
-        if status in ("complete", "errored"):
-            m.on_finish(instance, run, status, output, error, t)
-        elif status in ("waiting", "paused") and inst.status == "running":
+        if txn == "claim_txn":
+            self.task_runs[claim.task_id] = run
+            m.on_claim(instance, run, t)
+        elif txn in ("commit_step_txn", "wait_event_txn"):
+            write = next(a for a in args if isinstance(a, StepWrite))
+            row = self._step_row(instance, run, write.key)
+            consumed = self.conn.execute(
+                "SELECT id FROM workflow_event WHERE instance_id = ? AND consumed_run = ? AND consumed_by_step_key = ?",
+                (instance, run, write.key)).fetchone()
+            handed_back = (any(isinstance(a, Suspension) for a in args) if txn == "commit_step_txn"
+                           else row["status"] == "waiting")
+            attempt = self.attempts.get((owner, instance, run, write.key, row["attempts"] or 0))
+            m.on_commit(instance, run, write.key, row, None if consumed is None else consumed[0], handed_back,
+                        status == "paused", t, attempt if row["type"] == "do" else None)
+        elif txn == "suspend_txn":
             m.on_suspend(instance, run, status == "paused", t)
+        elif txn == "finish_txn":
+            m.on_finish(instance, run, status, output, error, t)
 
     def _ending(self, instance: str) -> tuple[str, Any, tuple[str, str] | None]:
         row = self.conn.execute("SELECT status, output, error_name, error_message FROM workflow_instance "

@@ -31,6 +31,7 @@ from typing import Any
 import attrs
 
 from engine import WorkflowDefinition, parse_duration
+from sim.core.watchdog import Hang, wall_budget
 from sim.scenario.errors import InvariantBroken, Mismatch, ScenarioError, ScenarioFailure, StepError
 from sim.scenario.expect import (
     expect,
@@ -70,6 +71,8 @@ from sim.scenario.steps import (
 )
 from sim.scenario.trace import Entry, TraceView
 from sim.core.trace import Trace
+
+HANG_BUDGET = 60.0  # wall seconds a scenario run may take; they take milliseconds unless something spins
 
 __all__ = [
     "FAULT_KINDS", "Barrier", "Entry", "Ref", "Scenario", "ScenarioError", "ScenarioFailure", "ScenarioResult",
@@ -157,15 +160,16 @@ class Scenario:
         at: str | None = None
         current: Step | None = None
         try:
-            for current in self.steps:
-                ctx.record("scenario", "step", at=current.line, step=current.label)
-                current.act(ctx)
-                ctx.checker.on_move()
+            with wall_budget(HANG_BUDGET):  # a step that never yields fails the scenario instead of hanging it
+                for current in self.steps:
+                    ctx.record("scenario", "step", at=current.line, step=current.label)
+                    current.act(ctx)
+                    ctx.checker.on_move()
+                    ctx.raise_violations()
+                current = None
+                ctx.checker.at_end()
                 ctx.raise_violations()
-            current = None
-            ctx.checker.at_end()
-            ctx.raise_violations()
-        except Exception as exc:  # noqa: BLE001 - whatever a step raises becomes a report naming its line
+        except (Exception, Hang) as exc:  # noqa: BLE001 - whatever a step raises becomes a report naming its line
             step, error = (exc.step, exc.error) if isinstance(exc, StepError) else (current, exc)
             at = step.where if step is not None else None
             report = self._report(ctx, step, error, nested=isinstance(exc, StepError))

@@ -19,7 +19,9 @@ from typing import Any
 import attrs
 
 from sim.search.campaign import SeedOutcome
+from properties import Violation
 from sim.core.choices import Choice
+from sim.core.watchdog import Hang, wall_budget
 from sim.world.dump import digest_rows, dump_database, state_rows
 from sim.world.faults import FaultConfig
 from sim.core.scheduler import Waiter
@@ -283,35 +285,40 @@ class ExploreStats:
         return out
 
 
+def _walk(config: ExploreConfig, world: ExploreWorld, choices: Any, visited: set[str] | None) -> str:
+    """Act until the path ends; returns how: done, pruned, depth or violation."""
+    for _ in range(config.max_depth):
+        if not any(world.queues) and world._settled():
+            world._verdict(whole=True)
+            return "violation" if world.checker.violations else "done"
+        if visited is not None and getattr(choices, "fresh", False) and world.quiescent():
+            mark = world.fingerprint()
+            if mark in visited:
+                return "pruned"
+            visited.add(mark)
+        if not world.act():
+            return "done"
+        if getattr(choices, "fresh", True):
+            world.checker.on_move()
+        else:  # deterministic replay of a prefix: these states were checked on an earlier path
+            world.checker.snapshot()
+        world._verdict()
+        if world.checker.violations:
+            return "violation"
+    return "depth"
+
+
 def _execute(
     config: ExploreConfig, choices: Any, visited: set[str] | None, *, keep_trace: bool = True
 ) -> tuple[RunResult, str]:
     """One path; returns its result and how it ended: done, pruned, depth or violation."""
     world = ExploreWorld(config, choices, keep_trace=keep_trace)
-    ending = "depth"
-    with world.scheduler:
-        for _ in range(config.max_depth):
-            if not any(world.queues) and world._settled():
-                world._verdict(whole=True)
-                ending = "violation" if world.checker.violations else "done"
-                break
-            if visited is not None and getattr(choices, "fresh", False) and world.quiescent():
-                mark = world.fingerprint()
-                if mark in visited:
-                    ending = "pruned"
-                    break
-                visited.add(mark)
-            if not world.act():
-                ending = "done"
-                break
-            if getattr(choices, "fresh", True):
-                world.checker.on_move()
-            else:  # deterministic replay of a prefix: these states were checked on an earlier path
-                world.checker.snapshot()
-            world._verdict()
-            if world.checker.violations:
-                ending = "violation"
-                break
+    try:
+        with wall_budget(world.profile.hang_budget), world.scheduler:
+            ending = _walk(config, world, choices, visited)
+    except Hang as exc:
+        world.checker.violations.append(Violation("hang", f"{exc}: the engine never yields to the scheduler"))
+        ending = "violation"
     result = RunResult(seed=0, profile=world.profile.name, violations=list(world.checker.violations),
                        trace=world.trace, stats={"faults": world.fault_counts, "checks": world.checker.checks},
                        dump=dump_database(world.conn) if world.checker.violations else "")

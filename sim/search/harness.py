@@ -27,6 +27,7 @@ from sim.core.clock import VirtualClock
 from sim.world.faults import FaultConfig
 from sim.core.runtime import SimRuntime
 from sim.core.scheduler import Scheduler, Waiter
+from sim.core.watchdog import Hang, wall_budget
 from sim.world.current import CURRENT_WORLD
 from sim.world.programs import program_workflows
 from sim.world.simulation import ClientRuntime, SimStore, fresh_database, run_now
@@ -35,6 +36,7 @@ from sim.world.simulation import ClientRuntime, SimStore, fresh_database, run_no
 # (0: never); the point is drawn from the data, so shrinking removes cut-ins the failure does not need.
 CUT_IN = 8
 MAX_MOVES = 400  # a tick that has not ended after this many scheduler moves is livelocked
+HANG_BUDGET = 30.0  # wall seconds one rule's driving may take; milliseconds unless the engine spins
 MAX_ROUNDS = 30  # settle gives up (and fails) after this many rounds that still processed work
 CALLBACK_TIMEOUT = 7 * 86400.0  # never reached: parked callbacks must not time out under clock jumps
 
@@ -140,11 +142,16 @@ class Harness:
 
     def _drive(self, done: Callable[[], bool], pick: Callable[[Sequence[Waiter]], int]) -> None:
         """Scheduler moves (`pick` chooses each) until `done()`; never jumps the clock (only rules move it)."""
-        self.scheduler.run_until_quiescent()
         moves = 0
-        while not done() and moves < MAX_MOVES and self._runnable():
-            self.scheduler.step(pick=pick)
-            moves += 1
+        try:
+            with wall_budget(HANG_BUDGET):
+                self.scheduler.run_until_quiescent()
+                while not done() and moves < MAX_MOVES and self._runnable():
+                    self.scheduler.step(pick=pick)
+                    moves += 1
+        except Hang as exc:
+            self.problems.append(f"hang: {exc}: the engine never yields to the scheduler")
+            return
         if not done() and moves >= MAX_MOVES:
             self.problems.append(f"ticks did not end within {MAX_MOVES} scheduler moves (livelock?)")
         for name, exc in sorted(self.scheduler.failures().items()):

@@ -89,7 +89,8 @@ def script_ops(choices: ChoiceSource, index: int, lease: float) -> list[dict[str
             # (sent to a second instance: EVENT_ID_CONFLICT).
             event_id = _pick(choices, (None, None, f"{iid}-{n}", "shared"))
             ops.append(dict(kind="event", workflow="m-script", instance_id=iid, event_type=type,
-                            payload=_payload(choices, wait), event_id=event_id, late=choices.flip("input", 0.3)))
+                            payload=_payload(choices, wait), event_id=event_id, late=choices.flip("input", 0.3),
+                            at_deadline=choices.flip("input", 0.25)))
     return ops
 
 

@@ -6,7 +6,6 @@ client operation or fault happens next, how far the clock jumps. Properties are 
 
 from __future__ import annotations
 
-import contextvars
 import random
 import sqlite3
 from collections.abc import Callable, Coroutine, Sequence
@@ -15,7 +14,6 @@ from typing import Any
 import attrs
 
 from engine import Engine, EngineError, SqliteStore
-from engine._store import Claim
 from engine._schema import migrate
 from engine._sqlite_store import connect
 from properties import Checker, Violation, check_liveness, check_replays
@@ -28,6 +26,7 @@ from sim.world.faults import FaultConfig
 from sim.core.runtime import SimRuntime
 from sim.core.scheduler import Scheduler, SimulationError, Waiter
 from sim.core.trace import Trace
+from sim.core.watchdog import Hang, wall_budget
 from sim.world.programs import program_workflows
 from sim.world.workload import Op, Profile, build_workload, library
 
@@ -80,10 +79,7 @@ class SimStore(SqliteStore):
         if world.choices.flip("fault", faults.commit_unknown):
             world.fault("commit_unknown", self.owner)
             world.checker.resync_leases()
-            claim = result if isinstance(result, Claim) else next((a for a in args if isinstance(a, Claim)), None)
-            if claim is not None:
-                world.oracle.unreported(self.owner, claim.instance_id, claim.run_number, claim is result,
-                                        world.clock.now())
+            world.oracle.unreported(self.owner, getattr(fn, "__name__", ""), args, result, world.clock.now())
             raise sqlite3.OperationalError("disk I/O error (commit outcome unknown)")
         return result
 
@@ -157,6 +153,7 @@ class World:
         self.enabled_faults = self.faults.enabled()
         self.trace = Trace()
         self.checker = Checker(self.conn)
+        self.checker.watch_leases = True  # every fault goes through `fault` (P11)
         self.oracle = Oracle(self.conn)
         self._judged = 0  # oracle violations already turned into checker violations
         self.fault_counts: dict[str, int] = {}
@@ -216,6 +213,7 @@ class World:
     def fault(self, kind: str, runner: str, **detail: Any) -> None:
         self.fault_counts[kind] = self.fault_counts.get(kind, 0) + 1
         self.record(runner, f"fault:{kind}", **detail)
+        self.checker.on_fault(kind, self.clock.now())
 
     def _on_engine(self, owner: str, action: str, detail: dict[str, Any]) -> None:
         t = self.clock.now()
@@ -282,7 +280,16 @@ class World:
             self.oracle.answered(op.kind, op.instance_id, expected, got)
 
     def _client(self, op: Op) -> None:
+        if op.at_deadline:
+            # Events at the deadline count (DESIGN §2: created at or before it): time this one exactly there.
+            row = self.conn.execute(
+                "SELECT MIN(wake_at) FROM workflow_step WHERE instance_id = ? AND type = 'wait_for_event' "
+                "AND status = 'waiting'", (op.instance_id,)).fetchone()
+            if row[0] is not None and row[0] > self.clock.now():
+                self.clock.jump(row[0])
+                self.checker.on_fault("clock_jump", row[0])  # leases held meanwhile may lapse (P11)
         self.record("client", op.kind, **op.detail())
+        self.checker.on_fault(op.kind, self.clock.now())  # pause, terminate and restart may end a lease
         self._apply(op)
         if op.kind == "create":
             self.instances.append((op.workflow, op.instance_id))
@@ -330,11 +337,24 @@ class World:
             self.stalled[name] = until
             self.fault("stall", name, until=until)
         else:
+            self._let_stalls_pass()
             moved = self.scheduler.step(self._pick)
             if moved is None:
                 return bool(self.ops or down)
             self.record(moved.process, "move", label=moved.label)
         return True
+
+    def _let_stalls_pass(self) -> None:
+        """When only stalled runners could move now, time passes to the first moment another runner's timer
+        is due or a stall ends, whichever is earlier: a stall freezes its own runner, not the others' timers
+        (their heartbeats must still fire on time)."""
+        while self.stalled:
+            now = self.clock.now()
+            self.stalled = {n: u for n, u in self.stalled.items() if u > now}
+            free = [w for w in self.scheduler.waiters() if w.process not in self.stalled]
+            if not self.stalled or any(w.due is None or w.due <= now for w in free):
+                return
+            self.clock.jump(min([*self.stalled.values(), *(w.due for w in free if w.due is not None)]))
 
     def _pick(self, waiters: Sequence[Waiter]) -> int:
         """Scheduler pick honouring stalls: a stalled runner does not move until its stall ends, and when
@@ -360,28 +380,16 @@ class World:
         return runtime
 
     def run(self) -> RunResult:
-        """Fault phase, then the liveness phase; stops at the first violation."""
+        """Fault phase, then the liveness phase; stops at the first violation, or when the run exceeds its
+        wall-clock budget (an engine that never yields: a "hang" violation instead of a hung campaign)."""
         token = CURRENT_WORLD.set(self)
         try:
-            with self.scheduler:
-                for _ in range(self.profile.max_actions):
-                    if (not self.ops and self._settled()) or not self._action():
-                        break
-                    self.checker.on_move()
-                    self._verdict()
-                    if self.checker.violations:
-                        break
-                if not self.checker.violations:
-                    self._verdict(whole=True)
-                if not self.checker.violations:
-                    self._liveness()
-                if not self.checker.violations:
-                    self.checker.at_end()
-                failures = self.scheduler.failures()
-                if failures and not self.checker.violations:
-                    name, exc = sorted(failures.items())[0]
-                    self.checker.violations.append(Violation(
-                        "runner crashed", f"runner {name} died with {type(exc).__name__}: {exc}"))
+            with wall_budget(self.profile.hang_budget), self.scheduler:
+                self._phases()
+        except Hang as exc:
+            self.record("world", "hang", seconds=self.profile.hang_budget)
+            self.checker.violations.append(Violation("hang", f"{exc}: the engine or a step callback never "
+                                                     "yields to the scheduler"))
         finally:
             CURRENT_WORLD.reset(token)
         result = RunResult(
@@ -393,6 +401,26 @@ class World:
         )
         self.conn.close()
         return result
+
+    def _phases(self) -> None:
+        for _ in range(self.profile.max_actions):
+            if (not self.ops and self._settled()) or not self._action():
+                break
+            self.checker.on_move()
+            self._verdict()
+            if self.checker.violations:
+                break
+        if not self.checker.violations:
+            self._verdict(whole=True)
+        if not self.checker.violations:
+            self._liveness()
+        if not self.checker.violations:
+            self.checker.at_end()
+        failures = self.scheduler.failures()
+        if failures and not self.checker.violations:
+            name, exc = sorted(failures.items())[0]
+            self.checker.violations.append(Violation(
+                "runner crashed", f"runner {name} died with {type(exc).__name__}: {exc}"))
 
     def _liveness(self) -> None:
         """Faults off, every runner alive, skew gone, outstanding events delivered; then all must end."""

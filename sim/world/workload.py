@@ -75,6 +75,7 @@ class Op:
     payload: Any = None
     event_id: str | None = None
     late: bool = False
+    at_deadline: bool = False  # sent exactly at the deadline of the wait its instance is parked on, if any
 
     def apply(self, client: Engine) -> Coroutine[Any, Any, Any]:
         if self.kind == "create":
@@ -115,6 +116,7 @@ class Profile:
     late_by: float = 7200.0
     liveness_bound: float = 3 * 86400.0
     liveness_steps: int = 20_000
+    hang_budget: float | None = 30.0  # wall seconds a seed may take before it fails as a "hang" (~0.02 s is usual)
 
 
 PROFILES: dict[str, Profile] = {

@@ -13,20 +13,12 @@ Each `ZooMutant` also says where its bug is reachable: the seeded `Setting` (pro
 workload rarely gets there, a fixed workload), the explorer configuration that contains it (if any), and its
 best mode with a small budget for the CI gate (tests/zoo/test_zoo_gate.py).
 """
-
 from __future__ import annotations
-import __future__
 
-import inspect
 import sqlite3
-import textwrap
-import types
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal, Protocol
-
-import attrs
 
 import engine._execution as execution
 import engine._runner as runner
@@ -34,209 +26,30 @@ import engine._sqlite_store as store
 import engine._sqlite_txn as txn
 import engine._step as step
 from engine._store import Claim
-from sim.core.choices import ChoiceSource
-from sim.world.faults import FaultConfig
-from sim.search.pct import PCTPicker
-from sim.world.workload import Op, Profile, get_profile
 from sim.world.current import CURRENT_WORLD
 from sim.world.simulation import RunResult, World
-
-Edit = tuple[str, str] | tuple[str, str, int]
-_MISSING = object()
-
-
-class Patch(Protocol):
-    """Anything with monkeypatch's `setattr`: pytest's MonkeyPatch or our `Patcher`."""
-
-    def setattr(self, target: Any, name: str, value: Any, raising: bool = True) -> None: ...
-
-
-class Patcher:
-    """A minimal monkeypatch for code outside pytest: `setattr` now, `undo` puts every attribute back."""
-
-    def __init__(self) -> None:
-        self._saved: list[tuple[Any, str, Any]] = []
-
-    def setattr(self, target: Any, name: str, value: Any, raising: bool = True) -> None:
-        old = getattr(target, name, _MISSING)
-        if old is _MISSING and raising:
-            raise AttributeError(f"{target!r} has no attribute {name!r}")
-        # A method is saved from the class's own dict, so undo never turns an inherited one into an override.
-        if isinstance(target, type):
-            old = target.__dict__.get(name, _MISSING)
-        self._saved.append((target, name, old))
-        setattr(target, name, value)
-
-    def undo(self) -> None:
-        for target, name, old in reversed(self._saved):
-            if old is _MISSING:
-                delattr(target, name)
-            else:
-                setattr(target, name, old)
-        self._saved.clear()
-
-
-def rewritten(owner: Any, name: str, *edits: Edit) -> types.FunctionType:
-    """`owner.name` (a module function or a method) recompiled from its own source with `edits` applied.
-
-    An edit is (old, new) or (old, new, n): `old` must occur exactly once (or n times) in the source.
-    """
-    original = getattr(owner, name)
-    if not isinstance(original, types.FunctionType) or original.__closure__:
-        raise TypeError(f"{name} must be a plain function without a closure to be rewritten")
-    source = textwrap.dedent(inspect.getsource(original))
-    for old, new, *times in edits:
-        expected = times[0] if times else 1
-        if source.count(old) != expected:
-            raise AssertionError(f"mutant edit for {original.__qualname__} must match {expected} time(s), "
-                                 f"found {source.count(old)}: {old!r}")
-        source = source.replace(old, new)
-    # Engine modules use postponed annotations; compile the same way so annotations stay unevaluated.
-    module_code = compile(source, f"<mutant of {original.__qualname__}>", "exec",
-                          flags=__future__.annotations.compiler_flag, dont_inherit=True)
-    code = next(c for c in module_code.co_consts if isinstance(c, types.CodeType) and c.co_name == name)
-    # The module's live globals, not a copy: a mutant still sees every other (patched) engine function.
-    mutant = types.FunctionType(code, original.__globals__, name, original.__defaults__)
-    mutant.__kwdefaults__ = original.__kwdefaults__
-    mutant.__qualname__ = original.__qualname__
-    mutant.__doc__ = original.__doc__
-    return mutant
-
-
-def rewrite(patch: Patch, owner: Any, name: str, *edits: Edit) -> None:
-    """Replace `owner.name` by its own source with `edits` applied, through `patch` (undone with it)."""
-    patch.setattr(owner, name, rewritten(owner, name, *edits))
-
-
-# --- settings that make each kind of bug reachable -----------------------------------------------------
-
-
-def mutant_profile(name: str, **faults: Any) -> Profile:
-    """Four instances of the mixed workload with only the named faults on."""
-    return Profile(name=f"mutant-{name}", instances=4, faults=FaultConfig(**faults))
-
-
-def _naps() -> list[Op]:
-    """Short durable sleeps, each instance paused and resumed mid-nap (a resume replays the sleep early)."""
-    ops = [Op(kind="create", workflow="sleepy-workflow", instance_id=f"n{i}", params={"naps": 3, "nap": "1 min"})
-           for i in range(3)]
-    for _ in range(3):
-        for i in range(3):
-            ops += [Op(kind="pause", workflow="sleepy-workflow", instance_id=f"n{i}"),
-                    Op(kind="resume", workflow="sleepy-workflow", instance_id=f"n{i}")]
-    return ops
-
-
-def _charges() -> list[Op]:
-    """Charges that fail 3 to 5 times against a limit of 3 retries: recovered on the last try or given up."""
-    return [Op(kind="create", workflow="charge-workflow", instance_id=f"c{n}",
-               params={"fail_times": n, "backoff": backoff, "amount": 10})
-            for n, backoff in ((3, "constant"), (4, "linear"), (5, "exponential"))]
-
-
-def _pairs() -> list[Op]:
-    """Instances that wait twice for the same event type, each sent its two events (some before it runs)."""
-    ops = []
-    for i in range(3):
-        iid = f"p{i}"
-        ops.append(Op(kind="create", workflow="pair-workflow", instance_id=iid))
-        ops += [Op(kind="event", workflow="pair-workflow", instance_id=iid, event_type="item", payload={"n": n})
-                for n in (1, 2)]
-    return ops
-
-
-def _names() -> list[Op]:
-    """Workflows that try a `#` step name and a step nested in a step callback (both must be refused)."""
-    return [Op(kind="create", workflow=wf, instance_id=f"{wf[0]}{i}", params={})
-            for i in range(2) for wf in ("names-workflow", "nested-workflow")]
-
-
-def _dozers() -> list[Op]:
-    """Sleeps and retries only: every step boundary is a hand-back with a wake-up time."""
-    return [Op(kind="create", workflow="sleepy-workflow", instance_id=f"z{i}", params={"naps": 3, "nap": "1 min"})
-            for i in range(3)] + _charges()
-
-
-@attrs.frozen
-class Setting:
-    """A profile, and optionally a fixed workload that replaces the seed's generated one."""
-
-    profile: Profile
-    workload: Callable[[], list[Op]] | None = None
-
-    @property
-    def name(self) -> str:
-        """The profile's name, plus the fixed workload's if there is one."""
-        return self.profile.name + (f"+{self.workload.__name__.strip('_')}" if self.workload else "")
-
-    def swarm(self) -> Setting:
-        """The same setting with swarm faults: a random subset of fault kinds and rates per seed."""
-        return Setting(attrs.evolve(self.profile, name=f"{self.profile.name}-swarm", swarm=True), self.workload)
-
-    def world(self, seed: int, *, pct_depth: int | None = None, choices: ChoiceSource | None = None) -> World:
-        """The world of one seed (uniform or PCT scheduling), built but not run."""
-        picker = PCTPicker(seed, depth=pct_depth) if pct_depth else None
-        world = World(seed, self.profile, choices=choices, picker=picker)
-        if self.workload is not None:
-            world.ops = self.workload()
-        return world
-
-    def run(self, seed: int, *, pct_depth: int | None = None, choices: ChoiceSource | None = None) -> RunResult:
-        """One simulated seed in this setting, against whatever engine is patched in right now."""
-        return self.world(seed, pct_depth=pct_depth, choices=choices).run()
-
-
-CALM = Setting(mutant_profile("calm"))
-LIFECYCLE = Setting(mutant_profile("lifecycle", lifecycle=0.1))
-CLOCK_JUMP = Setting(mutant_profile("clock-jump", clock_jump=0.1, step_hang=0.2))
-LATE = Setting(mutant_profile("late", late_event=0.5))
-DUPLICATES = Setting(mutant_profile("duplicates", duplicate_event=1.0))
-NAPS = Setting(mutant_profile("skew", skew=0.2), _naps)
-CHARGES = Setting(mutant_profile("crash", crash=0.02), _charges)
-CRASHES = Setting(mutant_profile("crashes", crash=0.05))
-PAIRS = Setting(mutant_profile("lifecycle", lifecycle=0.1), _pairs)
-NAMES = Setting(mutant_profile("calm"), _names)
-SLOW_SYNC = Setting(attrs.evolve(get_profile("slow-sync"), name="mutant-slow-sync", faults=FaultConfig.none()))
-CRASHING_DOZERS = Setting(attrs.evolve(mutant_profile("crash-dozers", crash=0.05), liveness_bound=1800.0), _dozers)
-# Healthy runners, every event delivered, the liveness phase starting while instances still wait: nothing
-# should need its 1-hour event timeout, so a bound below it shows a wake-up that comes only at the deadline
-# (scripts are left out: their waits time out and their sleeps last hours by design).
-PROMPT = Setting(attrs.evolve(mutant_profile("prompt"), liveness_bound=1800.0, max_actions=100, scripts=0.0))
-DEFAULT = Setting(Profile(name="default"))
-
-
-# --- the mutants ----------------------------------------------------------------------------------------
-
-Oracle = Literal["violation", "determinism"]
-MODES = ("random", "swarm", "pct", "explore", "machine")
-
-
-@attrs.frozen(kw_only=True)
-class ZooMutant:
-    """One realistic engine bug, where it is reachable, and how the CI gate finds it quickly.
-
-    `prop` is the property expected to catch it ("P3" ...) or "determinism" for the self-check; `oracle`
-    says whether a detection is a property violation or a trace that differs between two runs of a seed.
-    """
-
-    def expects(self, prop: str | None) -> bool:
-        """Whether a detection by `prop` (e.g. "P3 fencing") is one this mutant should cause."""
-        return prop is not None and prop.split()[0] in (self.prop, *self.also)
-
-    name: str
-    title: str
-    models: str
-    prop: str
-    patch: Callable[[Patch], None]
-    also: tuple[str, ...] = ()  # other properties that may legitimately fire first
-    explore_note: str = ""  # why the explorer misses a bug its configuration is meant to contain
-    setting: Setting
-    explore: str | None = None
-    best: str = "random"
-    gate_budget: int = 200
-    lease_race: bool = False
-    oracle: Oracle = "violation"
-
+from sim.zoo.patching import Patch, Patcher, rewrite, rewritten
+from sim.zoo.semantic import SEMANTIC
+from sim.zoo.settings import (
+    CALM,
+    CHARGES,
+    CLOCK_JUMP,
+    CRASHES,
+    CRASHING_DOZERS,
+    DEFAULT,
+    DUPLICATES,
+    LATE,
+    LIFECYCLE,
+    MODES,
+    NAMES,
+    NAPS,
+    PAIRS,
+    PROMPT,
+    SLOW_SYNC,
+    Setting,
+    ZooMutant,
+    mutant_profile,
+)
 
 def _patch_blind_claim(p: Patch) -> None:
     # No optimistic check: a claim succeeds even if another runner claimed the task since it was found.
@@ -427,6 +240,12 @@ def _patch_sync_no_heartbeat(p: Patch) -> None:
         "        self.stop_heartbeat()\n        value = self._run_sync(fn, *args)\n"))
 
 
+def _patch_heartbeat_too_late(p: Patch) -> None:
+    # The renewal timer counts a whole lease from the last renewal instead of aiming before the expiry: the
+    # renewal always arrives just after the lease ran out, so any step longer than one lease loses it.
+    rewrite(p, execution.Execution, "_beat", ("wait = until - third - self.now()", "wait = until + 1 - self.now()"))
+
+
 def _patch_events_leak(p: Patch) -> None:
     # The event buffer is per instance, not per run: an event no earlier run consumed completes a wait of
     # the run a restart started (a stale webhook finishing a restarted order).
@@ -541,7 +360,10 @@ MUTANTS: dict[str, ZooMutant] = {m.name: m for m in (
               patch=_patch_wakeup_overwritten, best="random", gate_budget=400),
     ZooMutant(name="sync-no-heartbeat", title="no heartbeat while a sync callback runs", prop="P9",
               setting=SLOW_SYNC, models="a blocking callback on the event loop starves the lease renewal",
-              patch=_patch_sync_no_heartbeat, best="random", gate_budget=20),
+              patch=_patch_sync_no_heartbeat, best="random", gate_budget=20, also=("P11",)),
+    ZooMutant(name="heartbeat-too-late", title="heartbeat renews after the lease ran out", prop="P11",
+              also=("P1", "P9"), setting=SLOW_SYNC, models="a renewal timer aimed at the expiry, not before it",
+              patch=_patch_heartbeat_too_late, best="random", gate_budget=20),
     ZooMutant(name="events-leak-across-runs", title="events leak into a restarted run", prop="P5",
               setting=LIFECYCLE, models="an event buffer keyed by instance instead of by run",
               patch=_patch_events_leak, best="random", gate_budget=300),
@@ -557,6 +379,7 @@ MUTANTS: dict[str, ZooMutant] = {m.name: m for m in (
     ZooMutant(name="wall-clock-trace", title="wall-clock read in a trace record", prop="determinism",
               setting=DEFAULT, models="time.time() leaking into what should be a replayable record",
               patch=_patch_wall_clock, best="random", gate_budget=3, oracle="determinism"),
+    *SEMANTIC,
 )}
 
 
@@ -580,5 +403,6 @@ def caught_by(result: RunResult, prop: str) -> bool:
     return any(v.prop.split()[0] == prop for v in result.violations)
 
 
-__all__ = ["CANARY_RATE", "MODES", "MUTANTS", "Patch", "Patcher", "Setting", "ZooMutant", "apply", "caught_by",
+__all__ = ["CALM", "CANARY_RATE", "CHARGES", "CLOCK_JUMP", "CRASHES", "DEFAULT", "DUPLICATES", "LATE", "LIFECYCLE",
+           "MODES", "MUTANTS", "NAPS", "PROMPT", "Patch", "Patcher", "Setting", "ZooMutant", "apply", "caught_by",
            "mutant_profile", "rewrite", "rewritten"]

@@ -16,12 +16,13 @@ import pytest
 from click.testing import CliRunner
 
 import engine._execution as execution
+import engine._records as records
 import engine._runner as runner
 import engine._sqlite_store as store
 import engine._sqlite_txn as txn
 import engine._step as step
 from sim.search.campaign import self_check
-from sim.world.probes import PROBES, probe_campaign
+from sim.world.probes import probe_campaign
 from sim.world.workload import get_profile
 from sim.zoo.cells import Budget, run_cell
 from sim.zoo.mutants import CANARY_RATE, DEFAULT, MUTANTS, apply
@@ -36,7 +37,8 @@ PROBE_SEEDS = 200  # per profile (default and swarm): 400 runs
 def _engine_functions() -> dict[tuple[str, str], object]:
     """Every function and method the mutants may replace, by (owner, name)."""
     found: dict[tuple[str, str], object] = {}
-    for owner in (txn, step, store.SqliteStore, step.WorkflowStep, execution.Execution, runner.Runner):
+    for owner in (txn, step, store.SqliteStore, step.WorkflowStep, execution.Execution, runner.Runner,
+                  records.Retries):
         for name, value in vars(owner).items():
             if isinstance(value, types.FunctionType):
                 found[(getattr(owner, "__name__", str(owner)), name)] = value
