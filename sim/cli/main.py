@@ -213,7 +213,8 @@ def _fmt(detail: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(detail.items()))
 
 
-from sim.cli.scenarios import check, run  # noqa: E402
+from sim.cli.check import check  # noqa: E402
+from sim.cli.scenarios import run  # noqa: E402
 
 main.add_command(run)
 main.add_command(check)
@@ -224,6 +225,10 @@ main.add_command(quality)
 from sim.cli.zoo import zoo  # noqa: E402
 
 main.add_command(zoo)
+
+from sim.cli.coverage import coverage_command  # noqa: E402
+
+main.add_command(coverage_command, name="coverage")
 
 if __name__ == "__main__":  # pragma: no cover - `python -m sim.cli.main`
     main()

@@ -1,9 +1,8 @@
-"""`stepsim run` (scenario files under seeds) and `stepsim check` (the main CI job), registered in sim.cli.main."""
+"""`stepsim run` (scenario files under seeds) and the scenario helpers `stepsim check` shares."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from sim.scenario.files import Job, discover, jobs_for, load, run_jobs
 
 console = Console()
 
-__all__ = ["check", "run", "run_scenario_files"]
+__all__ = ["run", "run_scenario_files"]
 
 
 def _progress() -> Progress:
@@ -122,80 +121,4 @@ def run(paths: tuple[str, ...], seeds: int, only_seed: int | None, match: str | 
     saved = _save_failures(results, Path(reports))
     if saved:
         console.print(f"failure artifacts: {', '.join(str(p) for p in saved[:5])}")
-        raise SystemExit(1)
-
-
-def _summary_markdown(results: list[ScenarioResult], fuzz: Any, profile: str, fuzz_seeds: int, determinism: str,
-                      elapsed: float, saved: list[Path], repro: Callable[[int], str]) -> str:
-    failed = [r for r in results if not r.ok]
-    ok = not failed and not fuzz.failures and determinism == "ok"
-    verdict = (f"**{'PASS' if ok else 'FAIL'}** in {elapsed:.1f}s: {len({r.scenario for r in results})} scenario "
-               f"files ({len(results)} runs, {len(failed)} failed) and a {fuzz_seeds}-seed fuzz campaign "
-               f"(profile `{profile}`, {len(fuzz.failures)} failed).")
-    lines = [
-        "# stepsim check", "",
-        verdict, "",
-        "## Scenarios", "",
-        "| scenario | runs | faults injected | time | result |",
-        "|---|---:|---:|---:|---|",
-    ]
-    for row in _summary_rows(results):
-        verdict = "ok" if not row["failed"] else f"**{row['failed']} failed**"
-        lines.append(f"| {row['scenario']} | {row['runs']} | {row['faults']} | {row['seconds']:.2f}s | {verdict} |")
-    for r in failed[:10]:
-        head = (r.report or "").splitlines()[:4]
-        lines += ["", f"### FAIL {r.scenario}" + ("" if r.seed is None else f" [seed={r.seed}]"), "", "```",
-                  *head, "```"]
-    lines += ["", "## Fuzz campaign", "",
-              f"- seeds: {fuzz.seeds} (profile `{profile}`), failures: {len(fuzz.failures)}",
-              f"- properties checked: {fuzz.checks}",
-              "- faults fired: " + (", ".join(f"{k}={v}" for k, v in sorted(fuzz.faults.items())) or "none"),
-              f"- determinism self-check (seeds rerun, traces compared): {determinism}"]
-    for f in fuzz.failures[:10]:
-        lines += ["", f"### FAIL seed {f.seed}", "", "```", f.violation or "", "```",
-                  f"reproduce: `{repro(f.seed)}`"]
-    if saved:
-        lines += ["", "## Failure artifacts", ""] + [f"- `{p}`" for p in saved]
-    return "\n".join(lines) + "\n"
-
-
-@click.command()
-@click.option("--scenarios", "scenario_dir", default="scenarios", show_default=True, help="scenario folder")
-@click.option("--seeds", default=10, show_default=True, help="seeds per scenario")
-@click.option("--fuzz-seeds", default=300, show_default=True, help="seeds of the fuzz campaign")
-@click.option("--profile", default="default", show_default=True, help="fuzz profile")
-@click.option("--jobs", type=int, default=None, help="worker processes (default: one per core)")
-@click.option("--reports", default="reports", show_default=True, help="summary.md and failure artifacts")
-def check(scenario_dir: str, seeds: int, fuzz_seeds: int, profile: str, jobs: int | None, reports: str) -> None:
-    """The main CI job: every scenario file plus a short fuzz campaign; writes REPORTS/summary.md."""
-    from sim.search.campaign import campaign, default_jobs, repro_line, resolve_profile, self_check
-
-    workers = jobs or default_jobs()
-    out = Path(reports)
-    started = time.perf_counter()
-    found = _paths((scenario_dir,))
-    console.print(f"[bold]scenarios[/bold]: {len(found)} files from {scenario_dir}/, {seeds} seeds each")
-    results = run_scenario_files(found, seeds=seeds, workers=workers)
-    _print_summary(results, time.perf_counter() - started)
-    prof = resolve_profile(profile)
-    console.print(f"\n[bold]fuzz[/bold]: {fuzz_seeds} seeds of profile {profile!r} on {workers} worker(s)")
-    with _progress() as bar:
-        task = bar.add_task(f"fuzz {profile}", total=fuzz_seeds, status="")
-        fuzz = campaign(range(fuzz_seeds), prof, jobs=workers, reports=out,
-                        progress=lambda o: bar.update(task, advance=1, status="" if o.ok else f"seed {o.seed} FAILED"))
-    bad = self_check(range(3), prof)
-    determinism = "ok" if not bad else f"DIFFERS for seeds {bad}"
-    console.print(f"seeds run: {fuzz.seeds}   failures: {len(fuzz.failures)}   properties checked: {fuzz.checks}"
-                  f"   determinism: {determinism}")
-    for f in fuzz.failures[:5]:
-        console.print(f"[red]FAIL seed {f.seed}[/red]")
-        click.echo(f"{f.violation}\n  reproduce: {repro_line(f.seed, prof)}")
-    saved = _save_failures(results, out) + [out / "failures" / f"{prof.name}-seed-{f.seed}" for f in fuzz.failures]
-    out.mkdir(parents=True, exist_ok=True)
-    summary = out / "summary.md"
-    summary.write_text(_summary_markdown(results, fuzz, profile, fuzz_seeds, determinism,
-                                         time.perf_counter() - started, saved, lambda s: repro_line(s, prof)))
-    failed = any(not r.ok for r in results) or bool(fuzz.failures) or bool(bad)
-    console.print(f"\n{'[red]FAIL[/red]' if failed else '[green]PASS[/green]'}  summary: {summary}")
-    if failed:
         raise SystemExit(1)

@@ -179,10 +179,16 @@ def program_rules(program: str) -> int:
     return sum(1 for line in program.splitlines() if _RULE_LINE.match(line.strip()))
 
 
+FIXED_SEED = 0  # the default suite's seed: a bug the machine can find is found on every CI run, or on none
+
+
 def choose_seed() -> int:
-    """STEPSIM_HYPOTHESIS_SEED if set, else a fresh random seed (printed with any failure)."""
+    """STEPSIM_HYPOTHESIS_SEED if set ("random": a fresh seed, printed with any failure, for nightly
+    exploration beyond the default suite), else FIXED_SEED."""
     text = os.environ.get(s.SEED_ENV, "").strip()
-    return int(text) if text else secrets.randbits(32)
+    if text == "random":
+        return secrets.randbits(32)
+    return int(text) if text else FIXED_SEED
 
 
 def run_machine(config: hypothesis.settings, *, seed: int | None = None, profile: str = "custom",

@@ -69,11 +69,14 @@ def test_check_runs_scenarios_and_fuzz_and_writes_the_summary(tmp_path: Path) ->
     root = folder(tmp_path, good=GOOD)
     reports = tmp_path / "reports"
     result = CliRunner().invoke(main, ["check", "--scenarios", str(root), "--seeds", "1", "--fuzz-seeds", "4",
-                                       "--jobs", "1", "--reports", str(reports)])
+                                       "--profile", "default", "--profile", "sleepy", "--jobs", "1",
+                                       "--reports", str(reports)])
     assert result.exit_code == 0, result.output
     summary = (reports / "summary.md").read_text()
     assert summary.startswith("# stepsim check") and "**PASS**" in summary
-    assert "| cli-good | 2 |" in summary and "seeds: 4 (profile `default`), failures: 0" in summary
+    assert "| cli-good | 2 |" in summary
+    for leg in ("fuzz default", "fuzz sleepy", "fuzz default (PCT d=3)", "explore steps3", "explore race-pause"):
+        assert f"| {leg} |" in summary
 
 
 def test_check_fails_when_a_scenario_fails(tmp_path: Path) -> None:
@@ -81,7 +84,7 @@ def test_check_fails_when_a_scenario_fails(tmp_path: Path) -> None:
     root = folder(tmp_path, bad=BAD)
     reports = tmp_path / "reports"
     result = CliRunner().invoke(main, ["check", "--scenarios", str(root), "--seeds", "0", "--fuzz-seeds", "2",
-                                       "--jobs", "1", "--reports", str(reports)])
+                                       "--profile", "calm", "--jobs", "1", "--reports", str(reports)])
     assert result.exit_code == 1
     summary = (reports / "summary.md").read_text()
     assert "**FAIL**" in summary and "### FAIL cli-bad" in summary
@@ -100,8 +103,8 @@ def test_check_reports_fuzz_failures_with_their_reproduction(tmp_path: Path,
     root = folder(tmp_path, good=GOOD)
     reports = tmp_path / "reports"
     result = CliRunner().invoke(main, ["check", "--scenarios", str(root), "--seeds", "0", "--fuzz-seeds", "60",
-                                       "--jobs", "1", "--reports", str(reports)])
+                                       "--profile", "default", "--jobs", "1", "--reports", str(reports)])
     assert result.exit_code == 1
     summary = (reports / "summary.md").read_text()
-    assert "**FAIL**" in summary and "### FAIL seed" in summary
-    assert "reproduce: `stepsim replay --seed" in summary and "## Failure artifacts" in summary
+    assert "**FAIL**" in summary and "### FAIL fuzz default" in summary
+    assert "reproduce: stepsim replay --seed" in summary and "## Failure artifacts" in summary
