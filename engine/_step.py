@@ -285,13 +285,15 @@ class WorkflowStep:
         if match is not None and not isinstance(match, dict):
             raise InvalidArgument(f"match must be a dict of payload fields, got {match!r}")
         seconds = parse_duration(timeout, what="wait timeout") if timeout is not None else DEFAULT_EVENT_TIMEOUT
+        # Checked before the call takes its key and position: a refused call writes nothing, so a replay
+        # (which indexes history by position) must not find a hole where it stood.
+        if not MIN_EVENT_TIMEOUT <= seconds <= MAX_EVENT_TIMEOUT:
+            raise InvalidArgument(f"wait_for_event timeout {timeout!r} is outside 1 s .. 365 days")
         key, position, row = self._next("wait_for_event", name)
         if row is not None and row["status"] == "completed":
             return _received(decode(row["result"]))
         if row is not None and row["status"] == "errored":
             raise WaitForEventTimeout(row["error_message"] or "timed out")
-        if not MIN_EVENT_TIMEOUT <= seconds <= MAX_EVENT_TIMEOUT:
-            raise InvalidArgument(f"wait_for_event timeout {timeout!r} is outside 1 s .. 365 days")
         x = self._x
         now = x.now()
         deadline = row["wake_at"] if row is not None else now + seconds

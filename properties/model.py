@@ -23,11 +23,15 @@ attempt, and the engine must record exactly it.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import attrs
 
 from properties.programs import (
+    MAX_EVENT_TYPE,
+    MAX_PAYLOAD_BYTES,
     PROGRAMS,
     Do,
     Failed,
@@ -38,11 +42,24 @@ from properties.programs import (
     SleepUntil,
     TimedOut,
     Wait,
+    call_error,
+    params_valid,
     received,
 )
 from properties.state import TERMINAL
 
 EPS = 1e-6  # float slack for times computed as `now + seconds` on both sides
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_:-]{0,127}$")  # DESIGN §2: instance and event ids
+MAX_BATCH = 100
+
+
+def _payload_error(value: Any) -> str | None:
+    """NOT_JSON_SERIALIZABLE or PAYLOAD_TOO_LARGE for a value the engine would refuse to store, else None."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        return "NOT_JSON_SERIALIZABLE"
+    return "PAYLOAD_TOO_LARGE" if len(text) > MAX_PAYLOAD_BYTES else None
 
 
 # --- state ------------------------------------------------------------------------------------------------
@@ -60,6 +77,7 @@ class StepState:
     wake_at: float | None = None
     next_retry_at: float | None = None
     message: str | None = None
+    at_once: bool = attrs.field(default=False, eq=False)  # a zero-delay retry: the run goes on without a hand-back
 
 
 @attrs.define
@@ -136,10 +154,44 @@ class Model:
         self.instances[instance_id] = InstanceState(workflow, instance_id, params)
         return True
 
+    @staticmethod
+    def refuse_create(workflow: str, instance_id: Any, params: Any) -> str | None:
+        """The code a create of these (of a known program) is refused with, checked in the engine's order:
+        the id, the params schema, then the encoded size."""
+        if not isinstance(instance_id, str) or not ID_PATTERN.match(instance_id):
+            return "INVALID_ID"
+        if not params_valid(workflow, params):
+            return "INVALID_PARAMS"
+        return _payload_error(params)
+
+    def create_batch(self, workflow: str, items: list[tuple[Any, Any]]) -> list[str] | str:
+        """The ids a batch creates (existing ids and repeats skipped), or the code of its first bad item and
+        nothing created (one invalid item rejects the whole batch)."""
+        if len(items) > MAX_BATCH:
+            return "BATCH_TOO_LARGE"
+        for iid, params in items:
+            code = self.refuse_create(workflow, iid, params)
+            if code is not None:
+                return code
+        return [iid for iid, params in items if self.create(workflow, iid, params)]
+
     def send_event(self, instance_id: str, type: str, payload: Any, event_id: str | None, now: float,
                    row_id: int | None = None) -> str:
         """'sent', 'duplicate' (same id, same instance: a no-op even once ended) or an error code. `row_id` is
         the id the event's row must get (other workflows may share the table); by default the next one."""
+        if not ID_PATTERN.match(instance_id):
+            return "INVALID_ID"
+        if not isinstance(type, str) or not type:
+            return "INVALID_ARGUMENT"
+        if len(type) > MAX_EVENT_TYPE:
+            return "NAME_TOO_LONG"
+        if event_id is not None and not ID_PATTERN.match(event_id):
+            return "INVALID_ID"
+        code = _payload_error(payload)
+        if code is not None:
+            return code
+        if instance_id not in self.instances:
+            return "INSTANCE_NOT_FOUND"
         inst = self.instances[instance_id]
         if event_id is not None:
             for ev in self.events:
@@ -205,12 +257,16 @@ class Model:
                 return Pending(error=(failed.error_name, failed.message))
             except TimedOut as timed_out:
                 return Pending(error=("WaitForEventTimeout", str(timed_out)))
-            if "#" in request.name:
-                send, throw = None, Refused(f"step name {request.name!r} contains '#'")
+            refused = call_error(request)
+            if refused is not None and not refused[1]:
+                send, throw = None, Refused(refused[0])
                 continue
             base = f"{request.type}:{request.name}"
             seen[base] = seen.get(base, 0) + 1
             key = base if seen[base] == 1 else f"{base}#{seen[base]}"
+            if refused is not None:  # refused after keying: the key is used up, nothing is written
+                send, throw = None, Refused(refused[0])
+                continue
             step = inst.steps.get((inst.run, key))
             send, throw = None, None
             if step is None or step.status == "waiting":
@@ -324,9 +380,9 @@ class Model:
         inst.steps[(run, key)] = expected
         if consumed is not None:
             consumed.consumed = (run, key)
-        # A zero-delay retry and a sleep already due go on at once; every other wait is a hand-back.
-        goes_on = expected.status != "waiting" or (expected.type == "do" and expected.next_retry_at is not None
-                                                   and expected.next_retry_at <= t + EPS)
+        # A zero-delay retry goes on at once; every other wait is a hand-back (decided when the runner read its
+        # clock for the retry time, which may be before the commit landed).
+        goes_on = expected.status != "waiting" or expected.at_once
         if handed_back == goes_on:
             self._fail(f"{key} of {instance_id} is {expected.status} but the task was "
                        f"{'handed back' if handed_back else 'kept'}")
@@ -395,6 +451,10 @@ class Model:
             return None
         else:
             ok, value, error, after = attempt.ok, attempt.value, "RuntimeError", attempt.end
+        if ok and request.result != "ok":
+            # A result that is not JSON or too large fails the step for good: a retry returns the same value.
+            error = "NotSerializable" if request.result == "unjson" else "PayloadTooLarge"
+            return StepState("do", "errored", n, error=error, message=row.get("error_message"))
         if ok:
             return StepState("do", "completed", n, result=value)
         if n >= request.limit + 1:
@@ -406,7 +466,8 @@ class Model:
             self._fail(f"{key} of {inst.instance_id} attempt {n} set its retry for {retry_at}, outside "
                        f"[{after + delay}, {t + delay}] ({request.backoff} backoff, delay {request.delay:g} s)")
             return None
-        return StepState("do", "waiting", n, error=error, message=value, next_retry_at=retry_at)
+        return StepState("do", "waiting", n, error=error, message=value, next_retry_at=retry_at,
+                         at_once=delay <= 0)
 
     def on_suspend(self, instance_id: str, run: int, paused: bool, t: float) -> None:
         """The runner handed the task back without a step write: its pending step was not due yet."""

@@ -17,11 +17,37 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from typing import Any
+
+from engine import EngineError
 
 from engine._store import Claim, StepWrite, Suspension
 from properties.model import Attempt, Model
 from properties.programs import PROGRAMS
+
+
+def _info_shape(info: Any) -> tuple[Any, ...]:
+    error = None if info.error is None else (info.error.name, info.error.message)
+    return (str(info.status), info.output, error, info.run_number, info.pause_requested)
+
+
+def _history_shape(history: Any) -> tuple[list[Any], list[Any]]:
+    steps = [(s.key, s.type, s.status, s.attempts, s.result, None if s.error is None else s.error.name)
+             for s in history.steps]
+    return steps, [(e.type, e.payload, e.consumed_by) for e in history.events]
+
+
+async def _pages(client: Any, workflow: str, status: str | None) -> list[str]:
+    """Every instance id of a listing, two per page, following the cursor."""
+    ids: list[str] = []
+    cursor = None
+    while True:
+        page = await client.list_instances(workflow, status, limit=2, cursor=cursor)
+        ids += [i.instance_id for i in page.items]
+        if page.next_cursor is None:
+            return ids
+        cursor = page.next_cursor
 
 
 NOT_JUDGED = object()  # `predict`'s answer for an operation on an instance the model does not judge
@@ -148,22 +174,28 @@ class Oracle:
 
     def predict(self, kind: str, instance: str, *, workflow: str = "", params: Any = None, type: str = "",
                 payload: Any = None, event_id: str | None = None, now: float = 0.0) -> Any:
-        """The answer the engine must give to a client operation, applied to the model; NOT_JUDGED for an
-        instance outside the model's programs. Answers: the id (create), the run number (restart), "ok" or
-        an error code."""
+        """The answer the engine must give to a client operation, applied to the model; NOT_JUDGED outside
+        the model's programs. Answers: the id (create), the created ids (batch: `params` holds the items as
+        (id, params) pairs), the run number (restart), "ok" or an error code. Workflow names starting with
+        "m-" that are no program stand for a workflow the engine does not know."""
         m = self.model
+        if workflow not in PROGRAMS:
+            return "WORKFLOW_NOT_FOUND" if workflow.startswith("m-") else NOT_JUDGED
         if kind == "create":
-            if workflow not in PROGRAMS:
-                return NOT_JUDGED
+            code = m.refuse_create(workflow, instance, params)
+            if code is not None:
+                return code
             m.create(workflow, instance, params)
             return instance
-        if not self.judged(instance):
-            return NOT_JUDGED
+        if kind == "batch":
+            return m.create_batch(workflow, list(params))
         if kind == "event":
             # Rows are numbered max + 1 and never deleted: the id a new event must get.
             last = self.conn.execute("SELECT MAX(id) FROM workflow_event").fetchone()[0]
             outcome = m.send_event(instance, type, payload, event_id, now, row_id=(last or 0) + 1)
             return "ok" if outcome in ("sent", "duplicate") else outcome
+        if not self.judged(instance):
+            return NOT_JUDGED
         if kind == "pause":
             return m.pause(instance, self.in_flight(instance, now))
         if kind == "restart":
@@ -175,6 +207,43 @@ class Oracle:
         if expected is not NOT_JUDGED and got != expected:
             self.problems.append(f"property 10 (client) {kind} {instance}: the engine answered {got!r}, "
                                  f"the model expects {expected!r}")
+
+    def check_reads(self, client: Any, run: Callable[[Any], Any]) -> None:
+        """Every read of the client API against the model: each judged instance's status and every run's
+        history (steps in order, events with who consumed them), listings paged two at a time with and
+        without a status filter, and the codes of bad reads. `run` drives one client coroutine."""
+        def read(what: str, coro: Any, want: Any, shape: Callable[[Any], Any] = lambda r: r) -> None:
+            try:
+                got = shape(run(coro))
+            except EngineError as exc:
+                got = exc.code
+            if got != want:
+                self.problems.append(f"property 10 (reads) {what}: the engine answered {got!r}, "
+                                     f"the model expects {want!r}")
+
+        m = self.model
+        for inst in m.instances.values():
+            wf, iid = inst.workflow, inst.instance_id
+            read(f"status {iid}", client.status(wf, iid),
+                 (inst.status, inst.output, inst.error, inst.run, inst.pause_requested), _info_shape)
+            for run_number in range(1, inst.run + 1):
+                steps = [(key, s.type, s.status, s.attempts, s.result, s.error)
+                         for (r, key), s in inst.steps.items() if r == run_number]
+                events = [(e.type, e.payload, e.consumed[1] if e.consumed else None)
+                          for e in m.events if e.instance == iid and e.run == run_number]
+                read(f"history {iid} run {run_number}", client.history(wf, iid, run_number), (steps, events),
+                     _history_shape)
+            read(f"history {iid} run {inst.run + 1}", client.history(wf, iid, inst.run + 1), "INVALID_ARGUMENT")
+        for wf in sorted({i.workflow for i in m.instances.values()}):
+            mine = [i for i in m.instances.values() if i.workflow == wf]
+            for status in (None, *sorted({i.status for i in mine})):
+                want = [i.instance_id for i in mine if status is None or i.status == status]
+                read(f"list {wf} status={status}", _pages(client, wf, status), want)
+            read(f"list {wf} with a bad cursor", client.list_instances(wf, cursor="x"), "INVALID_CURSOR")
+            read(f"list {wf} with limit 0", client.list_instances(wf, limit=0), "INVALID_ARGUMENT")
+            read(f"list {wf} status=bogus", client.list_instances(wf, status="bogus"), "INVALID_ARGUMENT")
+            read(f"status of a missing {wf}", client.status(wf, "missing-1"), "INSTANCE_NOT_FOUND")
+        read("status in an unknown workflow", client.status("m-missing", "missing-1"), "WORKFLOW_NOT_FOUND")
 
     def in_flight(self, instance: str, now: float) -> bool:
         """Whether a runner holds a live lease on the instance: timing the model does not track."""

@@ -34,8 +34,12 @@ class TimedOut(Exception):
 
 
 class Refused(Exception):
-    """Thrown into a program at a step whose name contains `#` (the engine's InvalidStepName): nothing is
-    written and no key is used, so the next repeat of a name still gets the next `#n` (DESIGN §2)."""
+    """Thrown into a program at a step call the engine refuses (DESIGN §2: InvalidStepName for a `#` in the
+    name, NameTooLong, InvalidArgument); `code` is the error's stable code. Nothing is written."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 @attrs.frozen
@@ -55,12 +59,17 @@ class Do:
     park: bool = False
     busy: float = 0.0
     timeout: float | None = None  # None: the adapter's default
+    result: str = "ok"  # "unjson": the callback returns a set; "huge": a string over the payload limit
     type = "do"
 
     def outcome(self, attempt: int) -> tuple[bool, Any]:
         """(True, result) or (False, error message) for attempt `attempt` (1-based)."""
         if attempt <= self.fail:
             return False, f"{self.name} failed attempt {attempt}"
+        if self.result == "unjson":
+            return True, {self.name, attempt}
+        if self.result == "huge":
+            return True, "x" * (MAX_PAYLOAD_BYTES + 1)
         return True, [self.name, attempt]
 
     def delay_after(self, attempt: int) -> float:
@@ -81,10 +90,12 @@ class Sleep:
 
 @attrs.frozen
 class SleepUntil:
-    """`step.sleep_until(name, at)`: wakes at the absolute time `at` (at once if it has passed)."""
+    """`step.sleep_until(name, at)`: wakes at the absolute time `at` (at once if it has passed), given as
+    epoch seconds, an aware datetime or (refused: INVALID_ARGUMENT) a naive one (`form`)."""
 
     name: str
     at: float
+    form: str = "epoch"
     type = "sleep_until"
 
 
@@ -96,7 +107,7 @@ class Wait:
     name: str
     event_type: str
     timeout: float
-    match: dict[str, Any] | None = attrs.field(default=None, eq=False)
+    match: Any = attrs.field(default=None, eq=False)  # a dict of payload fields (anything else is refused)
     type = "wait_for_event"
 
     def accepts(self, type: str, payload: Any) -> bool:
@@ -110,6 +121,36 @@ class Wait:
 
 Request = Do | Sleep | SleepUntil | Wait
 Program = Callable[[Any], Generator[Request, Any, Any]]
+
+# DESIGN §2's limits, as the engine exports them.
+MAX_STEP_NAME, MAX_EVENT_TYPE, MAX_PAYLOAD_BYTES = 256, 128, 1024 * 1024
+MIN_EVENT_TIMEOUT, MAX_EVENT_TIMEOUT = 1.0, 365 * 86400.0
+
+
+def call_error(request: Request) -> tuple[str, bool] | None:
+    """The code the engine refuses this step call with, and whether the call used up its key first, or None
+    when the call is accepted. No refused call uses its key: it writes nothing, and a replay would find a
+    hole at its position (a wait's timeout was once range-checked after keying: NondeterminismError)."""
+    # The engine's order: a wait's own arguments and a sleep_until's time first, then the name.
+    if isinstance(request, Wait):
+        if not isinstance(request.event_type, str) or not request.event_type:
+            return "INVALID_ARGUMENT", False
+        if len(request.event_type) > MAX_EVENT_TYPE:
+            return "NAME_TOO_LONG", False
+        if request.match is not None and not isinstance(request.match, dict):
+            return "INVALID_ARGUMENT", False
+        if not MIN_EVENT_TIMEOUT <= request.timeout <= MAX_EVENT_TIMEOUT:
+            return "INVALID_ARGUMENT", False
+    if isinstance(request, SleepUntil) and request.form == "naive":
+        return "INVALID_ARGUMENT", False
+    name = request.name
+    if not isinstance(name, str) or not name:
+        return "INVALID_ARGUMENT", False
+    if len(name) > MAX_STEP_NAME:
+        return "NAME_TOO_LONG", False
+    if "#" in name:
+        return "INVALID_STEP_NAME", False
+    return None
 
 
 def received(type: str, payload: Any, created_at: float) -> dict[str, Any]:
@@ -165,11 +206,12 @@ def request_of(spec: dict[str, Any]) -> Request:
     if op == "do":
         return Do(spec["name"], fail=spec.get("fail", 0), limit=spec.get("limit", 2),
                   delay=spec.get("delay", 5.0), backoff=spec.get("backoff", "constant"),
-                  park=spec.get("park", False), busy=spec.get("busy", 0.0), timeout=spec.get("timeout"))
+                  park=spec.get("park", False), busy=spec.get("busy", 0.0), timeout=spec.get("timeout"),
+                  result=spec.get("result", "ok"))
     if op == "sleep":
         return Sleep(spec["name"], spec["seconds"])
     if op == "sleep_until":
-        return SleepUntil(spec["name"], spec["at"])
+        return SleepUntil(spec["name"], spec["at"], form=spec.get("form", "epoch"))
     if op == "wait":
         return Wait(spec["name"], spec["type"], spec["timeout"], match=spec.get("match"))
     raise ValueError(f"unknown script op {op!r}")
@@ -192,11 +234,31 @@ def script_program(params: Any) -> Generator[Request, Any, Any]:
             if not spec.get("catch"):
                 raise
             value = "timeout"
-        except Refused:
-            value = "refused"
+        except Refused as refused:
+            value = f"refused:{refused.code}"
         out.append(value)
     return out
 
+
+def script_params(raw: Any) -> Any:
+    """m-script's params schema (a validating callable): {"script": [entry, ...]} and nothing else."""
+    if not isinstance(raw, dict) or set(raw) != {"script"} or not isinstance(raw["script"], list):
+        raise ValueError("params must be {'script': [...]}")
+    return raw
+
+
+def params_valid(workflow: str, params: Any) -> bool:
+    """Whether the engine accepts `params` for `workflow` (only m-script has a schema)."""
+    if workflow != "m-script":
+        return True
+    try:
+        script_params(params)
+    except ValueError:
+        return False
+    return True
+
+
+PARAMS: dict[str, Callable[[Any], Any]] = {"m-script": script_params}
 
 PROGRAMS: dict[str, Program] = {
     "m-steps": steps_program,

@@ -232,6 +232,7 @@ class Harness:
             why = None if iid in held else self.model.due(iid, now)
             if why is not None:
                 self.problems.append(f"runners are idle at {now} but {iid} is owed progress: {why}")
+        self.oracle.check_reads(self.client, run_now)  # what a user reads back agrees with the model too
         self.checker.at_end()  # property 1's exactness, unless a crash or lease loss happened
 
     def _holds(self, name: str) -> bool:
@@ -262,10 +263,12 @@ class Harness:
     # -- client operations: the engine's outcome must be the model's ----------------------------------------
 
     def _op(self, kind: str, iid: str, coro: Coroutine[Any, Any, Any], **fields: Any) -> None:
+        if "workflow" not in fields:
+            fields["workflow"] = self._workflow(iid)
         expected = self.oracle.predict(kind, iid, now=self.clock.now(), **fields)
         try:
             result = run_now(coro)
-            got = result if kind in ("create", "restart") else "ok"
+            got = result if kind in ("create", "batch", "restart") else "ok"
         except EngineError as exc:
             got = exc.code
         self.oracle.answered(kind, iid, expected, got)
@@ -275,12 +278,8 @@ class Harness:
         return iid
 
     def create_batch(self, workflow: str, items: list[tuple[str, Any]]) -> list[str]:
-        created = [iid for iid, params in items if self.model.create(workflow, iid, params)]
-        try:
-            got = run_now(self.client.create_batch(workflow, [{"id": i, "params": p} for i, p in items]))
-        except EngineError as exc:
-            got = exc.code
-        self.oracle.answered("create_batch", str([i for i, _ in items]), created, got)
+        self._op("batch", str([i for i, _ in items]), self.client.create_batch(
+            workflow, [{"id": i, "params": p} for i, p in items]), workflow=workflow, params=items)
         return list(dict.fromkeys(iid for iid, _ in items))
 
     def _workflow(self, iid: str) -> str:

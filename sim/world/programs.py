@@ -10,10 +10,13 @@ oracle still runs them.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from engine import (
+    InvalidArgument,
     InvalidStepName,
+    NameTooLong,
     Retries,
     StepFailed,
     WaitForEventTimeout,
@@ -22,16 +25,31 @@ from engine import (
     WorkflowStep,
     define_workflow,
 )
-from properties.programs import PROGRAMS, Do, Failed, Program, Refused, Request, Sleep, SleepUntil, TimedOut
+from properties.programs import (
+    PARAMS,
+    PROGRAMS,
+    Do,
+    Failed,
+    Program,
+    Refused,
+    Request,
+    Sleep,
+    SleepUntil,
+    TimedOut,
+)
 from sim.world.current import CURRENT_WORLD
 
 
 def program_workflows(default_timeout: float) -> list[WorkflowDefinition]:
     """Every program as an engine workflow; Do steps without a timeout get `default_timeout` seconds."""
-    return [define_workflow(name, _adapter(program, default_timeout)) for name, program in sorted(PROGRAMS.items())]
+    return [define_workflow(name, _adapter(program, default_timeout, raw_events=name == "m-script"),
+                            params=PARAMS.get(name))
+            for name, program in sorted(PROGRAMS.items())]
 
 
-def _adapter(program: Program, default_timeout: float) -> Any:
+def _adapter(program: Program, default_timeout: float, *, raw_events: bool) -> Any:
+    """The program on the step API. With `raw_events` a wait hands the program the ReceivedEvent itself
+    (scripts only put values into their output, where the engine must store it as a JSON object)."""
     async def run(event: WorkflowEvent, step: WorkflowStep) -> Any:
         gen = program(event.payload)
         send: Any = None
@@ -48,18 +66,26 @@ def _adapter(program: Program, default_timeout: float) -> Any:
                 raise
             send, thrown, original = None, None, None
             try:
-                send = await _perform(step, request, default_timeout)
+                send = await _perform(step, request, default_timeout, raw_events)
             except StepFailed as exc:
                 thrown, original = Failed(exc.error_name, exc.message, exc.attempts), exc
             except WaitForEventTimeout as exc:
                 thrown, original = TimedOut(str(exc)), exc
-            except InvalidStepName as exc:
-                thrown, original = Refused(str(exc)), exc
+            except (InvalidStepName, NameTooLong, InvalidArgument) as exc:  # refused at the call
+                thrown, original = Refused(exc.code), exc
 
     return run
 
 
-async def _perform(step: WorkflowStep, request: Request, default_timeout: float) -> Any:
+def _when(request: SleepUntil) -> Any:
+    if request.form == "aware":
+        return datetime.fromtimestamp(request.at, tz=timezone.utc)
+    if request.form == "naive":
+        return datetime.fromtimestamp(request.at, tz=timezone.utc).replace(tzinfo=None)
+    return request.at
+
+
+async def _perform(step: WorkflowStep, request: Request, default_timeout: float, raw_events: bool) -> Any:
     if isinstance(request, Do):
         timeout = request.timeout if request.timeout is not None else default_timeout
         return await step.do(request.name, _callback(request, timeout), timeout=timeout,
@@ -68,10 +94,12 @@ async def _perform(step: WorkflowStep, request: Request, default_timeout: float)
         await step.sleep(request.name, request.seconds)
         return None
     if isinstance(request, SleepUntil):
-        await step.sleep_until(request.name, request.at)
+        await step.sleep_until(request.name, _when(request))
         return None
     received = await step.wait_for_event(request.name, type=request.event_type, timeout=request.timeout,
                                          match=request.match)
+    if raw_events:
+        return received
     return {"type": received.type, "payload": received.payload, "timestamp": received.timestamp.isoformat()}
 
 

@@ -24,11 +24,18 @@ def _pick(choices: ChoiceSource, options: tuple[Any, ...]) -> Any:
     return options[choices.choose("input", len(options))]
 
 
+HUGE = "x" * (1024 * 1024 + 1)  # one byte over DESIGN §2's payload limit once JSON-encoded
+BAD_NAMES = ("x#2", "x#2", "x#2", "", "n" * 300)  # refused at the call: INVALID_STEP_NAME, INVALID_ARGUMENT,
+                                                   # NAME_TOO_LONG; nothing written, no key used
+
+
 def _do(choices: ChoiceSource, lease: float) -> dict[str, Any]:
     spec: dict[str, Any] = {"op": "do", "name": _pick(choices, NAMES)}
-    if choices.flip("input", 0.05):
-        spec["name"] = "x#2"  # refused at the call: nothing written, no key used
+    if choices.flip("input", 0.07):
+        spec["name"] = _pick(choices, BAD_NAMES)
         return spec
+    if choices.flip("input", 0.04):
+        spec["result"] = _pick(choices, ("unjson", "unjson", "unjson", "huge"))  # fails the step for good
     spec["fail"] = _pick(choices, (0, 0, 1, 2, 3))
     spec["limit"] = _pick(choices, (0, 1, 2, 3))
     spec["delay"] = _pick(choices, (0.0, 1.0, 5.0, 30.0))
@@ -47,7 +54,8 @@ def _sleep(choices: ChoiceSource) -> dict[str, Any]:
     if choices.flip("input", 0.3):
         # Absolute wake times: long past (at once), just after the start, or hours later.
         at = DEFAULT_START + _pick(choices, (-3600.0, 5.0, 600.0, 7200.0))
-        return {"op": "sleep_until", "name": _pick(choices, NAMES), "at": at}
+        form = _pick(choices, ("epoch", "epoch", "epoch", "aware", "aware", "naive"))
+        return {"op": "sleep_until", "name": _pick(choices, NAMES), "at": at, "form": form}
     return {"op": "sleep", "name": _pick(choices, NAMES), "seconds": _pick(choices, (0.0, 1.0, 10.0, 3600.0))}
 
 
@@ -57,12 +65,16 @@ def _wait(choices: ChoiceSource) -> dict[str, Any]:
     fields = choices.choose("input", 3)  # 0: no match, 1 or 2 fields
     if fields:
         spec["match"] = {k: _pick(choices, (1, 2)) for k in ("k", "j")[:fields]}
+    if choices.flip("input", 0.05):  # a call the engine refuses (the timeouts after keying the wait)
+        bad = choices.choose("input", 5)
+        spec.update([{"type": ""}, {"type": "t" * 200}, {"match": ["k"]}, {"timeout": 0.5},
+                     {"timeout": 400 * 86400.0}][bad])
     return spec
 
 
 def _payload(choices: ChoiceSource, wait: dict[str, Any]) -> Any:
     """A payload the wait accepts, half-accepts (one field wrong or missing), or a non-dict."""
-    match = dict(wait.get("match") or {"k": 1})
+    match = dict(wait["match"]) if isinstance(wait.get("match"), dict) else {"k": 1}
     kind = choices.choose("input", 5)
     if kind <= 1:
         return {**match, "extra": choices.choose("input", 3)}  # all fields equal, plus one more
@@ -73,15 +85,69 @@ def _payload(choices: ChoiceSource, wait: dict[str, Any]) -> Any:
     return choices.choose("input", 3)  # not a dict: never matches a filter
 
 
-def script_ops(choices: ChoiceSource, index: int, lease: float) -> list[dict[str, Any]]:
-    """A create of an `m-script` instance, then the events its waits may consume (some late or repeated),
-    as the keyword arguments of the workload's `Op`s."""
-    iid = f"m{index}"
+def _script(choices: ChoiceSource, lease: float, steps: int) -> list[dict[str, Any]]:
     script = []
-    for _ in range(2 + choices.choose("input", 4)):
+    for _ in range(steps):
         kind = choices.choose("input", 5)
         script.append(_do(choices, lease) if kind <= 1 else _sleep(choices) if kind == 2 else _wait(choices))
+    return script
+
+
+def _bad_event(choices: ChoiceSource, iid: str) -> dict[str, Any]:
+    """An event the engine must refuse with its code, writing nothing."""
+    base: dict[str, Any] = dict(kind="event", workflow="m-script", instance_id=iid, event_type="go", payload=1)
+    bad = choices.choose("input", 6)
+    base.update([{"instance_id": "bad id!"}, {"instance_id": f"{iid}-nobody"}, {"event_type": ""},
+                 {"event_id": "bad id"}, {"payload": HUGE}, {"payload": {1, 2}}][bad])
+    return base
+
+
+def _bad_create(choices: ChoiceSource, iid: str) -> dict[str, Any]:
+    """A create the engine must refuse: unknown workflow, bad id, params off the schema, params too large."""
+    base: dict[str, Any] = dict(kind="create", workflow="m-script", instance_id=f"{iid}-x", params={"script": []})
+    bad = choices.choose("input", 4)
+    base.update([{"workflow": "m-missing"}, {"instance_id": "bad id!"}, {"params": {"script": "none"}},
+                 {"params": {"script": [{"op": "sleep", "name": "a", "seconds": 0.0, "pad": HUGE}]}}][bad])
+    return base
+
+
+def _batch(choices: ChoiceSource, iid: str, lease: float) -> dict[str, Any]:
+    """A batch of new script instances, maybe with this instance's id (existing: skipped), a repeat, and an
+    invalid item (bad id or params: the whole batch is refused, nothing written)."""
+    items: list[tuple[str, Any]] = [(f"{iid}-b{k}", {"script": _script(choices, lease, 1 + choices.choose("input", 2))})
+                                    for k in range(1 + choices.choose("input", 3))]
+    if choices.flip("input", 0.4):
+        items.append((iid, {"script": []}))
+    if choices.flip("input", 0.2):
+        items.append(items[0])
+    if choices.flip("input", 0.25):
+        items.insert(choices.choose("input", len(items) + 1),
+                     _pick(choices, (("bad id!", {"script": []}), (f"{iid}-bad", {"script": "none"}))))
+    if choices.flip("input", 0.03):
+        items = [(f"{iid}-many{k}", {"script": []}) for k in range(101)]
+    return dict(kind="batch", workflow="m-script", instance_id=iid, params=tuple(items))
+
+
+def script_ops(choices: ChoiceSource, index: int, lease: float) -> list[dict[str, Any]]:
+    """A create of an `m-script` instance, then the events its waits may consume (some late or repeated),
+    maybe a batch, refused creates and events, and reads, as the keyword arguments of the workload's `Op`s."""
+    iid = f"m{index}"
+    script = _script(choices, lease, 2 + choices.choose("input", 4))
     ops: list[dict[str, Any]] = [dict(kind="create", workflow="m-script", instance_id=iid, params={"script": script})]
+    if choices.flip("input", 0.15):
+        ops.append(_batch(choices, iid, lease))
+    if choices.flip("input", 0.1):
+        ops.append(_bad_create(choices, iid))
+    if choices.flip("input", 0.1):
+        ops.append(_bad_event(choices, iid))
+    if choices.flip("input", 0.3):
+        ops.append(dict(kind="read", workflow="m-script", instance_id=iid))
+    if choices.flip("input", 0.3):
+        # A pause somewhere in the run (requested if a runner holds it: it lands at the next suspension point
+        # of whatever kind), and later a resume.
+        at = 1 + choices.choose("input", len(ops))
+        ops[at:at] = [dict(kind="pause", workflow="m-script", instance_id=iid)]
+        ops.append(dict(kind="resume", workflow="m-script", instance_id=iid))
     for n, wait in enumerate(s for s in script if s["op"] == "wait"):
         for m in range(choices.choose("input", 3)):
             type = wait["type"] if choices.flip("input", 0.8) else _pick(choices, EVENT_TYPES)

@@ -223,6 +223,8 @@ class World:
 
     def _verdict(self, *, whole: bool = False) -> None:
         """Turn the oracle's new disagreements into violations; with `whole`, compare every table too."""
+        if not self.profile.oracle:
+            return
         found = self.oracle.violations[self._judged:]
         self._judged += len(found)
         if whole and not found and not self.checker.violations:
@@ -265,19 +267,24 @@ class World:
 
     # -- the driver ------------------------------------------------------------------------------
 
-    def _apply(self, op: Op) -> None:
-        """One client operation on the engine; the oracle predicts its answer and checks it."""
+    def _apply(self, op: Op) -> Any:
+        """One client operation on the engine; the oracle predicts its answer and checks it. Returns the
+        engine's answer (an error code when it refused)."""
+        if op.kind == "read":
+            self.oracle.check_reads(self.client, run_now)
+            return None
         expected = self.oracle.predict(op.kind, op.instance_id, workflow=op.workflow, params=op.params,
                                        type=op.event_type or "", payload=op.payload, event_id=op.event_id,
                                        now=self.clock.now())
         try:
             result = run_now(op.apply(self.client))
-            got = result if op.kind in ("create", "restart") else "ok"
+            got = result if op.kind in ("create", "batch", "restart") else "ok"
         except EngineError as exc:
             self.record("client", "rejected", code=exc.code, op=op.kind)
             got = exc.code
         if expected is not NOT_JUDGED:
             self.oracle.answered(op.kind, op.instance_id, expected, got)
+        return got
 
     def _client(self, op: Op) -> None:
         if op.at_deadline:
@@ -290,9 +297,11 @@ class World:
                 self.checker.on_fault("clock_jump", row[0])  # leases held meanwhile may lapse (P11)
         self.record("client", op.kind, **op.detail())
         self.checker.on_fault(op.kind, self.clock.now())  # pause, terminate and restart may end a lease
-        self._apply(op)
-        if op.kind == "create":
+        got = self._apply(op)
+        if op.kind == "create" and got == op.instance_id:
             self.instances.append((op.workflow, op.instance_id))
+        if op.kind == "batch" and isinstance(got, list):
+            self.instances += [(op.workflow, iid) for iid in got]
         if op.kind == "event" and self.choices.flip("fault", self.faults.duplicate_event):
             self.fault("duplicate_event", "client", instance=op.instance_id)
             self._apply(op)
@@ -444,6 +453,7 @@ class World:
                 break
             self.checker.on_move()
             self._verdict()
+        self.oracle.check_reads(self.client, run_now)  # what a user reads back at the end
         self._verdict(whole=True)
         if not self.checker.violations:
             self.checker.violations.extend(check_liveness(self.conn, self.profile.liveness_bound))

@@ -80,6 +80,8 @@ class Op:
     def apply(self, client: Engine) -> Coroutine[Any, Any, Any]:
         if self.kind == "create":
             return client.create(self.workflow, self.params, id=self.instance_id)
+        if self.kind == "batch":  # params: the items as (id, params) pairs
+            return client.create_batch(self.workflow, [{"id": i, "params": p} for i, p in self.params])
         if self.kind == "event":
             assert self.event_type is not None
             return client.send_event(self.workflow, self.instance_id, type=self.event_type, payload=self.payload,
@@ -112,6 +114,7 @@ class Profile:
     client_rate: float = 0.1
     faults: FaultConfig = attrs.field(factory=FaultConfig.default)
     swarm: bool = False
+    oracle: bool = True  # the reference model judges the run (off: only the generic properties P1-P11 do)
     scripts: float = 0.7  # the share of mixed-workload instances that run a random `m-script` (model-judged)
     late_by: float = 7200.0
     liveness_bound: float = 3 * 86400.0

@@ -103,6 +103,14 @@ def _suffix_search_spins(p: Patch) -> None:
 HANGS = Setting(attrs.evolve(SCRIPTS.profile, name="mutant-hangs", hang_budget=1.0))
 
 
+def _refused_wait_keyed(p: Patch) -> None:
+    # The shipped bug the model found: the timeout range check ran after the wait took its key and position.
+    check = ("    if not MIN_EVENT_TIMEOUT <= seconds <= MAX_EVENT_TIMEOUT:\n"
+             "        raise InvalidArgument(f\"wait_for_event timeout {timeout!r} is outside 1 s .. 365 days\")\n")
+    keyed = '    key, position, row = self._next("wait_for_event", name)\n'
+    rewrite(p, step.WorkflowStep, "wait_for_event", (check + keyed, keyed + check))
+
+
 def _semantic(name: str, title: str, models: str, patch: object, budget: int = 60) -> ZooMutant:
     return ZooMutant(name=name, title=title, models=models, prop="model", setting=SCRIPTS, patch=patch,  # type: ignore[arg-type]
                      best="random", gate_budget=budget)
@@ -141,7 +149,9 @@ SEMANTIC = (
               "idempotency keyed without the instance", _event_id_conflict_lost),
     ZooMutant(name="suffix-search-spins", title="key suffix search spins without yielding", prop="hang",
               setting=HANGS, models="a loop looking for a free #n that never advances (CPU at 100%, no progress)",
-              patch=_suffix_search_spins, best="random", gate_budget=5),
+              patch=_suffix_search_spins, best="random", gate_budget=80),
+    _semantic("refused-wait-keyed", "a refused wait takes a position", "validation after the key was taken: "
+              "the replay finds a hole and errors as nondeterministic", _refused_wait_keyed, budget=150),
     _semantic("terminal-takes-events", "an ended instance accepts events", "the terminal check dropped",
               _terminal_takes_events),
 )

@@ -43,7 +43,18 @@ async def two_waits(event: WorkflowEvent, step: WorkflowStep) -> Any:
     return [first.payload, second.payload]
 
 
-WORKFLOWS = [approval, two_waits]
+@define_workflow("refused-then-wait")
+async def refused_then_wait(event: WorkflowEvent, step: WorkflowStep) -> Any:
+    """A wait refused for its timeout (caught), then a wait that suspends: the replay must line up."""
+    try:
+        await step.wait_for_event("bad", type="x", timeout="366 days")
+    except EngineError as exc:
+        refused = exc.code
+    got = await step.wait_for_event("good", type="go", timeout="1 hour")
+    return [refused, got.payload]
+
+
+WORKFLOWS = [approval, two_waits, refused_then_wait]
 
 
 def run(rt: ManualRuntime, body: Callable[[Engine], Awaitable[None]]) -> None:
@@ -227,6 +238,21 @@ def test_wait_timeout_outside_the_allowed_range_errors_the_instance(rt: ManualRu
         await eng.run_until_idle()
         info = await eng.status("approval", iid)
         assert info.status == "errored" and info.error is not None and "1 s .. 365 days" in info.error.message
+
+    run(rt, body)
+
+
+def test_a_refused_wait_takes_no_position_so_the_replay_lines_up(rt: ManualRuntime) -> None:
+    """A wait refused at the call (timeout out of range) writes nothing and uses no key or position: after the
+    next wait suspends, the resumed run replays onto the same history instead of a NondeterminismError."""
+    async def body(eng: Engine) -> None:
+        iid = await eng.create("refused-then-wait", {})
+        await eng.run_until_idle()
+        assert (await eng.status("refused-then-wait", iid)).status == "waiting"
+        assert [s.key for s in (await eng.history("refused-then-wait", iid)).steps] == ["wait_for_event:good"]
+        await eng.send_event("refused-then-wait", iid, type="go", payload=7)
+        await eng.run_until_idle()
+        assert await output(eng, iid, "refused-then-wait") == ["INVALID_ARGUMENT", 7]
 
     run(rt, body)
 

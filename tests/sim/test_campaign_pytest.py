@@ -14,7 +14,7 @@ from sim.search.campaign import run_one
 from sim.world.workload import get_profile
 from sim.zoo.mutants import apply
 
-SEEDS = range(0, 24)
+SEEDS = range(24, 48)  # the canary fires on some of them (it fires on ~10% of seeds)
 # Kept on the config: a context manager nobody references is collected, and its exit undoes the patch.
 CANARY = ("from sim.zoo.mutants import apply\n\n\ndef pytest_configure(config):\n"
           "    config.stepsim_canary = apply('canary')\n    config.stepsim_canary.__enter__()\n")
