@@ -6,6 +6,8 @@ import math
 import re
 from datetime import timedelta
 
+from ._errors import InvalidArgument
+
 _UNITS: dict[str, float] = {
     "ms": 0.001, "millisecond": 0.001, "milliseconds": 0.001,
     "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
@@ -23,10 +25,11 @@ def parse_duration(value: object, *, what: str = "duration") -> float:
     """Return `value` as non-negative seconds.
 
     Accepts "2 s", "15 min", "24h", "7 days", "1.5 hours", ints/floats (seconds) and timedeltas, so every
-    API that takes a duration agrees on one grammar; anything else raises ValueError naming the bad value.
+    API that takes a duration agrees on one grammar; anything else raises InvalidArgument (INVALID_ARGUMENT,
+    a ValueError) naming the bad value, so a bad duration at a step call has a stable code like every refusal.
     """
     if isinstance(value, bool):
-        raise ValueError(f"invalid {what}: {value!r} (a bool is not a duration)")
+        raise InvalidArgument(f"invalid {what}: {value!r} (a bool is not a duration)")
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, (int, float)):
@@ -34,12 +37,12 @@ def parse_duration(value: object, *, what: str = "duration") -> float:
     elif isinstance(value, str):
         match = _PATTERN.match(value)
         if match is None or match.group(2).lower() not in _UNITS:
-            raise ValueError(
+            raise InvalidArgument(
                 f"invalid {what}: {value!r} (expected e.g. '2 s', '15 min', '24h', '7 days', '1.5 hours')"
             )
         seconds = float(match.group(1)) * _UNITS[match.group(2).lower()]
     else:
-        raise ValueError(f"invalid {what}: {value!r} (expected a string, number of seconds or timedelta)")
+        raise InvalidArgument(f"invalid {what}: {value!r} (expected a string, number of seconds or timedelta)")
     if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
-        raise ValueError(f"invalid {what}: {value!r} (must be a finite, non-negative length of time)")
+        raise InvalidArgument(f"invalid {what}: {value!r} (must be a finite, non-negative length of time)")
     return seconds

@@ -74,7 +74,9 @@ class TooManySteps(EngineError):
     http_status = 400
 
 
-class InvalidArgument(EngineError):
+class InvalidArgument(EngineError, ValueError):
+    """A bad argument (a ValueError too, so code written against plain ValueError keeps working)."""
+
     code = "INVALID_ARGUMENT"
     http_status = 400
 

@@ -260,6 +260,11 @@ class Checker:
         if self._holder_ok(t, runner, d, "handed back"):
             self.leases.pop(d["task"], None)
 
+    def _on_release(self, t: float, runner: str, d: dict[str, Any]) -> None:
+        # A draining runner gave its task back, due now (graceful stop).
+        if self._holder_ok(t, runner, d, "released"):
+            self.leases.pop(d["task"], None)
+
     def _on_finish(self, t: float, runner: str, d: dict[str, Any]) -> None:
         if self._holder_ok(t, runner, d, "finished"):
             self.leases.pop(d["task"], None)

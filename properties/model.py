@@ -32,6 +32,7 @@ import attrs
 from properties.programs import (
     MAX_EVENT_TYPE,
     MAX_PAYLOAD_BYTES,
+    NON_RETRYABLE,
     PROGRAMS,
     Do,
     Failed,
@@ -117,6 +118,7 @@ class Attempt:
     end: float | None = None
     ok: bool = False
     value: Any = None
+    error: str = "RuntimeError"  # the class of what it raised
 
 
 @attrs.frozen
@@ -164,13 +166,16 @@ class Model:
             return "INVALID_PARAMS"
         return _payload_error(params)
 
-    def create_batch(self, workflow: str, items: list[tuple[Any, Any]]) -> list[str] | str:
-        """The ids a batch creates (existing ids and repeats skipped), or the code of its first bad item and
-        nothing created (one invalid item rejects the whole batch)."""
+    def create_batch(self, workflow: str, items: list[Any]) -> list[str] | str:
+        """The ids a batch of (id, params) items creates (existing ids and repeats skipped), or the code of its
+        first bad item (anything but a pair is not a mapping: INVALID_ARGUMENT) and nothing created (one
+        invalid item rejects the whole batch)."""
         if len(items) > MAX_BATCH:
             return "BATCH_TOO_LARGE"
-        for iid, params in items:
-            code = self.refuse_create(workflow, iid, params)
+        for item in items:
+            if not isinstance(item, tuple):
+                return "INVALID_ARGUMENT"
+            code = self.refuse_create(workflow, *item)
             if code is not None:
                 return code
         return [iid for iid, params in items if self.create(workflow, iid, params)]
@@ -450,14 +455,14 @@ class Model:
                        f"at {attempt.start} with a {attempt.timeout:g} s timeout, had not returned")
             return None
         else:
-            ok, value, error, after = attempt.ok, attempt.value, "RuntimeError", attempt.end
+            ok, value, error, after = attempt.ok, attempt.value, attempt.error, attempt.end
         if ok and request.result != "ok":
             # A result that is not JSON or too large fails the step for good: a retry returns the same value.
             error = "NotSerializable" if request.result == "unjson" else "PayloadTooLarge"
             return StepState("do", "errored", n, error=error, message=row.get("error_message"))
         if ok:
             return StepState("do", "completed", n, result=value)
-        if n >= request.limit + 1:
+        if n >= request.limit + 1 or error in NON_RETRYABLE:
             return StepState("do", "errored", n, error=error, message=value)
         delay = request.delay_after(n)
         retry_at = row["next_retry_at"]
@@ -481,6 +486,13 @@ class Model:
                 or due_at <= inst.claimed_at:
             self._fail(f"{instance_id} was handed back at {t} though {p.key or 'its end'} was due")
         self._boundary(inst, paused, "waiting")
+
+    def on_release(self, instance_id: str, run: int, paused: bool, t: float) -> None:
+        """A draining runner handed the task back at a step boundary, due at once: queued again, or paused
+        if a pause was requested."""
+        inst = self._live(instance_id, run, "release")
+        if inst is not None:
+            self._boundary(inst, paused, "queued")
 
     def _boundary(self, inst: InstanceState, paused: bool, status: str) -> None:
         """A step boundary: a requested pause takes effect here, and only a requested one."""

@@ -93,11 +93,12 @@ class Oracle:
                 f"attempt, do:name) = {seen}, its step call was {want}")
         self.attempts[(owner, ctx.instance_id, ctx.run_number, ctx.step_key, ctx.attempt)] = Attempt(t, timeout)
 
-    def attempt_ended(self, owner: str, ctx: Any, ok: bool, value: Any, t: float) -> None:
-        """A callback returned `value` (ok) or raised with message `value`."""
+    def attempt_ended(self, owner: str, ctx: Any, ok: bool, value: Any, t: float,
+                      error: str = "RuntimeError") -> None:
+        """A callback returned `value` (ok) or raised an `error` with message `value`."""
         attempt = self.attempts.get((owner, ctx.instance_id, ctx.run_number, ctx.step_key, ctx.attempt))
         if attempt is not None and attempt.end is None:
-            attempt.end, attempt.ok, attempt.value = t, ok, value
+            attempt.end, attempt.ok, attempt.value, attempt.error = t, ok, value, error
 
     # -- runner transitions (the engine's tracer) -----------------------------------------------------------
 
@@ -120,6 +121,8 @@ class Oracle:
                         bool(d.get("paused")), t, attempt if row["type"] == "do" else None)
         elif action == "suspend":
             m.on_suspend(instance, self.task_runs.get(d["task"], -1), bool(d.get("paused")), t)
+        elif action == "release":
+            m.on_release(instance, self.task_runs.get(d["task"], -1), self._ending(instance)[0] == "paused", t)
         elif action == "finish":
             status, output, error = self._ending(instance)
             m.on_finish(instance, d["run"], d["status"], output, error, t)
@@ -148,6 +151,8 @@ class Oracle:
                         status == "paused", t, attempt if row["type"] == "do" else None)
         elif txn == "suspend_txn":
             m.on_suspend(instance, run, status == "paused", t)
+        elif txn == "release_txn":
+            m.on_release(instance, run, status == "paused", t)
         elif txn == "finish_txn":
             m.on_finish(instance, run, status, output, error, t)
 

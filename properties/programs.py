@@ -60,6 +60,10 @@ class Do:
     busy: float = 0.0
     timeout: float | None = None  # None: the adapter's default
     result: str = "ok"  # "unjson": the callback returns a set; "huge": a string over the payload limit
+    # How the engine side writes the callback: "def" (sync, takes the StepContext), "partial" (a
+    # functools.partial), "object" (a callable instance), "async" (async, done in one loop turn), "awaitable"
+    # (sync, returns a coroutine), "nested" (async, calls a step itself: NestedStepError, never retried).
+    shape: str = "def"
     type = "do"
 
     def outcome(self, attempt: int) -> tuple[bool, Any]:
@@ -83,8 +87,12 @@ class Do:
 
 @attrs.frozen
 class Sleep:
+    """`step.sleep(name, duration)`; `form` is how the duration is written: "seconds", "text" ("10 s"),
+    "timedelta", or refused (INVALID_ARGUMENT): "bad" (an unknown unit), "negative"."""
+
     name: str
     seconds: float
+    form: str = "seconds"
     type = "sleep"
 
 
@@ -108,6 +116,7 @@ class Wait:
     event_type: str
     timeout: float
     match: Any = attrs.field(default=None, eq=False)  # a dict of payload fields (anything else is refused)
+    form: str = "seconds"  # how the timeout is written, as Sleep.form
     type = "wait_for_event"
 
     def accepts(self, type: str, payload: Any) -> bool:
@@ -125,6 +134,8 @@ Program = Callable[[Any], Generator[Request, Any, Any]]
 # DESIGN §2's limits, as the engine exports them.
 MAX_STEP_NAME, MAX_EVENT_TYPE, MAX_PAYLOAD_BYTES = 256, 128, 1024 * 1024
 MIN_EVENT_TIMEOUT, MAX_EVENT_TIMEOUT = 1.0, 365 * 86400.0
+BAD_DURATIONS = ("bad", "negative")
+NON_RETRYABLE = frozenset({"NestedStepError"})  # errors a step never retries (DESIGN §2)
 
 
 def call_error(request: Request) -> tuple[str, bool] | None:
@@ -139,9 +150,13 @@ def call_error(request: Request) -> tuple[str, bool] | None:
             return "NAME_TOO_LONG", False
         if request.match is not None and not isinstance(request.match, dict):
             return "INVALID_ARGUMENT", False
+        if request.form in BAD_DURATIONS:
+            return "INVALID_ARGUMENT", False
         if not MIN_EVENT_TIMEOUT <= request.timeout <= MAX_EVENT_TIMEOUT:
             return "INVALID_ARGUMENT", False
-    if isinstance(request, SleepUntil) and request.form == "naive":
+    if isinstance(request, SleepUntil) and request.form in ("naive", "text"):
+        return "INVALID_ARGUMENT", False
+    if isinstance(request, Sleep) and request.form in BAD_DURATIONS:
         return "INVALID_ARGUMENT", False
     name = request.name
     if not isinstance(name, str) or not name:
@@ -207,13 +222,14 @@ def request_of(spec: dict[str, Any]) -> Request:
         return Do(spec["name"], fail=spec.get("fail", 0), limit=spec.get("limit", 2),
                   delay=spec.get("delay", 5.0), backoff=spec.get("backoff", "constant"),
                   park=spec.get("park", False), busy=spec.get("busy", 0.0), timeout=spec.get("timeout"),
-                  result=spec.get("result", "ok"))
+                  result=spec.get("result", "ok"), shape=spec.get("shape", "def"))
     if op == "sleep":
-        return Sleep(spec["name"], spec["seconds"])
+        return Sleep(spec["name"], spec["seconds"], form=spec.get("form", "seconds"))
     if op == "sleep_until":
         return SleepUntil(spec["name"], spec["at"], form=spec.get("form", "epoch"))
     if op == "wait":
-        return Wait(spec["name"], spec["type"], spec["timeout"], match=spec.get("match"))
+        return Wait(spec["name"], spec["type"], spec["timeout"], match=spec.get("match"),
+                    form=spec.get("form", "seconds"))
     raise ValueError(f"unknown script op {op!r}")
 
 

@@ -125,8 +125,8 @@ class Harness:
     def attempt_started(self, ctx: Any, timeout: float) -> None:
         self.oracle.attempt_started(self._owner(), ctx, timeout, self.clock.now())
 
-    def attempt_ended(self, ctx: Any, ok: bool, value: Any) -> None:
-        self.oracle.attempt_ended(self._owner(), ctx, ok, value, self.clock.now())
+    def attempt_ended(self, ctx: Any, ok: bool, value: Any, error: str = "RuntimeError") -> None:
+        self.oracle.attempt_ended(self._owner(), ctx, ok, value, self.clock.now(), error)
 
     def _runnable(self) -> bool:
         now = self.clock.now()

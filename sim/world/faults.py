@@ -8,7 +8,7 @@ from sim.core.choices import ChoiceSource
 
 FAULT_KINDS = (
     "crash", "clock_jump", "skew", "busy", "io_error", "commit_unknown", "step_raise", "step_hang",
-    "duplicate_event", "late_event", "lifecycle", "stall",
+    "duplicate_event", "late_event", "lifecycle", "stall", "drain",
 )
 
 
@@ -29,6 +29,7 @@ class FaultConfig:
     late_event: float = 0.0
     lifecycle: float = 0.0
     stall: float = 0.0  # a runner paused past its lease (a GC pause or a suspended VM), then resumed
+    drain: float = 0.0  # a graceful stop (a deploy): the step in flight commits, its task is handed back
     max_crashes: int = 3
 
     @classmethod
@@ -41,7 +42,7 @@ class FaultConfig:
         """Every fault kind at a moderate rate."""
         return cls(crash=0.01, clock_jump=0.01, skew=0.005, busy=0.02, io_error=0.005, commit_unknown=0.005,
                    step_raise=0.05, step_hang=0.01, duplicate_event=0.2, late_event=0.05, lifecycle=0.01,
-                   stall=0.005)
+                   stall=0.005, drain=0.005)
 
     @classmethod
     def swarm(cls, choices: ChoiceSource) -> FaultConfig:

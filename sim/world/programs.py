@@ -10,7 +10,8 @@ oracle still runs them.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import functools
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from engine import (
@@ -77,27 +78,42 @@ def _adapter(program: Program, default_timeout: float, *, raw_events: bool) -> A
     return run
 
 
+def _duration(seconds: float, form: str) -> Any:
+    """A duration written the way `form` says (DESIGN §2's grammar, or refused)."""
+    if form == "text":
+        return f"{seconds:g} s"
+    if form == "timedelta":
+        return timedelta(seconds=seconds)
+    if form == "bad":
+        return f"{seconds:g} parsecs"
+    if form == "negative":
+        return -1.0 - seconds
+    return seconds
+
+
 def _when(request: SleepUntil) -> Any:
     if request.form == "aware":
         return datetime.fromtimestamp(request.at, tz=timezone.utc)
     if request.form == "naive":
         return datetime.fromtimestamp(request.at, tz=timezone.utc).replace(tzinfo=None)
+    if request.form == "text":
+        return str(request.at)  # neither a datetime nor epoch seconds
     return request.at
 
 
 async def _perform(step: WorkflowStep, request: Request, default_timeout: float, raw_events: bool) -> Any:
     if isinstance(request, Do):
         timeout = request.timeout if request.timeout is not None else default_timeout
-        return await step.do(request.name, _callback(request, timeout), timeout=timeout,
+        return await step.do(request.name, _callback(request, timeout, step), timeout=timeout,
                              retries=Retries(limit=request.limit, delay=request.delay, backoff=request.backoff))
     if isinstance(request, Sleep):
-        await step.sleep(request.name, request.seconds)
+        await step.sleep(request.name, _duration(request.seconds, request.form))
         return None
     if isinstance(request, SleepUntil):
         await step.sleep_until(request.name, _when(request))
         return None
-    received = await step.wait_for_event(request.name, type=request.event_type, timeout=request.timeout,
-                                         match=request.match)
+    received = await step.wait_for_event(request.name, type=request.event_type,
+                                         timeout=_duration(request.timeout, request.form), match=request.match)
     if raw_events:
         return received
     return {"type": received.type, "payload": received.payload, "timestamp": received.timestamp.isoformat()}
@@ -112,38 +128,82 @@ def _finish(world: Any, ctx: Any, request: Do) -> Any:
     return value
 
 
-def _callback(request: Do, timeout: float) -> Any:
+def _started(ctx: Any, timeout: float) -> Any:
+    world = CURRENT_WORLD.get()
+    if world is not None:
+        world.attempt_started(ctx, timeout)
+    return world
+
+
+def _plain(request: Do, timeout: float, ctx: Any) -> Any:
+    return _finish(_started(ctx, timeout), ctx, request)
+
+
+class _Callable:
+    """A callable object as a step callback (the engine inspects its __call__ for the context argument)."""
+
+    def __init__(self, request: Do, timeout: float) -> None:
+        self.request, self.timeout = request, timeout
+
+    def __call__(self, ctx: Any) -> Any:
+        return _plain(self.request, self.timeout, ctx)
+
+
+def _callback(request: Do, timeout: float, step: WorkflowStep) -> Any:
+    """The engine-side callback of a Do, written in the request's shape."""
     if request.busy > 0:
         def blocking(ctx: Any) -> Any:
-            world = CURRENT_WORLD.get()
+            world = _started(ctx, timeout)
             if world is not None:
-                world.attempt_started(ctx, timeout)
                 world.busy(ctx.step_key, request.busy)  # sync code holding its runner: only heartbeats help
             return _finish(world, ctx, request)
 
         return blocking
-
-    if not request.park:
-        def plain(ctx: Any) -> Any:
-            world = CURRENT_WORLD.get()
+    if request.park:
+        async def parked(ctx: Any) -> Any:
+            world = _started(ctx, timeout)
             if world is not None:
-                world.attempt_started(ctx, timeout)
+                try:
+                    await world.in_callback(ctx.step_key, timeout)  # a yield point: faults, other runners
+                except Exception as exc:
+                    world.attempt_ended(ctx, False, str(exc))
+                    raise
             return _finish(world, ctx, request)
 
-        return plain
+        return parked
+    if request.shape == "partial":
+        return functools.partial(_plain, request, timeout)
+    if request.shape == "object":
+        return _Callable(request, timeout)
+    if request.shape == "async":
+        async def at_once(ctx: Any) -> Any:
+            return _plain(request, timeout, ctx)
 
-    async def parked(ctx: Any) -> Any:
-        world = CURRENT_WORLD.get()
-        if world is not None:
-            world.attempt_started(ctx, timeout)
+        return at_once
+    if request.shape == "awaitable":
+        def later(ctx: Any) -> Any:
+            async def value() -> Any:
+                return _plain(request, timeout, ctx)
+
+            return value()  # a sync callback returning a coroutine: the engine awaits it
+
+        return later
+    if request.shape == "nested":
+        async def nesting(ctx: Any) -> Any:
+            world = _started(ctx, timeout)
             try:
-                await world.in_callback(ctx.step_key, timeout)  # a yield point: faults, other runners, clocks
+                return await step.do("inner", lambda: 1)  # refused: steps are the workflow's, not a step's
             except Exception as exc:
-                world.attempt_ended(ctx, False, str(exc))
+                if world is not None:
+                    world.attempt_ended(ctx, False, str(exc), type(exc).__name__)
                 raise
-        return _finish(world, ctx, request)
 
-    return parked
+        return nesting
+
+    def plain(ctx: Any) -> Any:
+        return _plain(request, timeout, ctx)
+
+    return plain
 
 
 __all__ = ["program_workflows"]

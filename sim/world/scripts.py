@@ -29,6 +29,12 @@ BAD_NAMES = ("x#2", "x#2", "x#2", "", "n" * 300)  # refused at the call: INVALID
                                                    # NAME_TOO_LONG; nothing written, no key used
 
 
+# Callback shapes (properties.programs.Do.shape), plain functions most often; "nested" is refused.
+SHAPES = ("def", "def", "def", "def", "partial", "object", "async", "awaitable", "nested")
+# How durations are written; the last two are refused (INVALID_ARGUMENT) and rare.
+FORMS = ("seconds",) * 12 + ("text", "text", "timedelta", "timedelta", "bad", "negative")
+
+
 def _do(choices: ChoiceSource, lease: float) -> dict[str, Any]:
     spec: dict[str, Any] = {"op": "do", "name": _pick(choices, NAMES)}
     if choices.flip("input", 0.07):
@@ -36,6 +42,7 @@ def _do(choices: ChoiceSource, lease: float) -> dict[str, Any]:
         return spec
     if choices.flip("input", 0.04):
         spec["result"] = _pick(choices, ("unjson", "unjson", "unjson", "huge"))  # fails the step for good
+    spec["shape"] = _pick(choices, SHAPES)
     spec["fail"] = _pick(choices, (0, 0, 1, 2, 3))
     spec["limit"] = _pick(choices, (0, 1, 2, 3))
     spec["delay"] = _pick(choices, (0.0, 1.0, 5.0, 30.0))
@@ -54,14 +61,16 @@ def _sleep(choices: ChoiceSource) -> dict[str, Any]:
     if choices.flip("input", 0.3):
         # Absolute wake times: long past (at once), just after the start, or hours later.
         at = DEFAULT_START + _pick(choices, (-3600.0, 5.0, 600.0, 7200.0))
-        form = _pick(choices, ("epoch", "epoch", "epoch", "aware", "aware", "naive"))
+        form = _pick(choices, ("epoch", "epoch", "epoch", "aware", "aware", "naive", "text"))
         return {"op": "sleep_until", "name": _pick(choices, NAMES), "at": at, "form": form}
-    return {"op": "sleep", "name": _pick(choices, NAMES), "seconds": _pick(choices, (0.0, 1.0, 10.0, 3600.0))}
+    return {"op": "sleep", "name": _pick(choices, NAMES), "seconds": _pick(choices, (0.0, 1.0, 10.0, 3600.0)),
+            "form": _pick(choices, FORMS)}
 
 
 def _wait(choices: ChoiceSource) -> dict[str, Any]:
     spec: dict[str, Any] = {"op": "wait", "name": _pick(choices, NAMES), "type": _pick(choices, EVENT_TYPES),
-                            "timeout": _pick(choices, (5.0, 60.0, 600.0, 3600.0)), "catch": choices.flip("input", 0.6)}
+                            "timeout": _pick(choices, (5.0, 60.0, 600.0, 3600.0)), "catch": choices.flip("input", 0.6),
+                            "form": _pick(choices, FORMS)}
     fields = choices.choose("input", 3)  # 0: no match, 1 or 2 fields
     if fields:
         spec["match"] = {k: _pick(choices, (1, 2)) for k in ("k", "j")[:fields]}
@@ -114,7 +123,7 @@ def _bad_create(choices: ChoiceSource, iid: str) -> dict[str, Any]:
 def _batch(choices: ChoiceSource, iid: str, lease: float) -> dict[str, Any]:
     """A batch of new script instances, maybe with this instance's id (existing: skipped), a repeat, and an
     invalid item (bad id or params: the whole batch is refused, nothing written)."""
-    items: list[tuple[str, Any]] = [(f"{iid}-b{k}", {"script": _script(choices, lease, 1 + choices.choose("input", 2))})
+    items: list[Any] = [(f"{iid}-b{k}", {"script": _script(choices, lease, 1 + choices.choose("input", 2))})
                                     for k in range(1 + choices.choose("input", 3))]
     if choices.flip("input", 0.4):
         items.append((iid, {"script": []}))
@@ -122,7 +131,7 @@ def _batch(choices: ChoiceSource, iid: str, lease: float) -> dict[str, Any]:
         items.append(items[0])
     if choices.flip("input", 0.25):
         items.insert(choices.choose("input", len(items) + 1),
-                     _pick(choices, (("bad id!", {"script": []}), (f"{iid}-bad", {"script": "none"}))))
+                     _pick(choices, (("bad id!", {"script": []}), (f"{iid}-bad", {"script": "none"}), "junk")))
     if choices.flip("input", 0.03):
         items = [(f"{iid}-many{k}", {"script": []}) for k in range(101)]
     return dict(kind="batch", workflow="m-script", instance_id=iid, params=tuple(items))
@@ -146,7 +155,7 @@ def script_ops(choices: ChoiceSource, index: int, lease: float) -> list[dict[str
         # A pause somewhere in the run (requested if a runner holds it: it lands at the next suspension point
         # of whatever kind), and later a resume.
         at = 1 + choices.choose("input", len(ops))
-        ops[at:at] = [dict(kind="pause", workflow="m-script", instance_id=iid)]
+        ops[at:at] = [dict(kind="pause", workflow="m-script", instance_id=iid, when_held=choices.flip("input", 0.7))]
         ops.append(dict(kind="resume", workflow="m-script", instance_id=iid))
     for n, wait in enumerate(s for s in script if s["op"] == "wait"):
         for m in range(choices.choose("input", 3)):

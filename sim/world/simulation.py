@@ -34,6 +34,7 @@ from sim.world.workload import Op, Profile, build_workload, library
 
 _TEMPLATE: list[sqlite3.Connection] = []
 DEFAULT_STEP_TIMEOUT = 60.0  # for the programs' Do steps that name none
+HELD_WAITS = 40  # actions a `when_held` client op waits for its instance to be held before it goes anyway
 
 
 def fresh_database() -> sqlite3.Connection:
@@ -165,6 +166,9 @@ class World:
         self.ops: list[Op] = build_workload(self.choices, profile)
         self.instances: list[tuple[str, str]] = []
         self.stores: dict[str, SimStore] = {}
+        self.engines: dict[str, Engine] = {}
+        self.drained: set[str] = set()  # stopped gracefully; restarted like crashed ones once they exited
+        self._held_waits = 0  # actions the next client op has waited for a runner to hold its instance
         self.incarnation: dict[str, int] = {}
         self.crashes = 0
         self.stalled: dict[str, float] = {}
@@ -182,6 +186,8 @@ class World:
         self.stores[name] = store
         engine = Engine(store=store, workflows=self.workflows, runtime=runtime, runner_id=owner,
                         lease=self.profile.lease, tracer=lambda a, d, o=owner: self._on_engine(o, a, d))
+        self.engines[name] = engine
+        self.drained.discard(name)
         token = CURRENT_WORLD.set(self)
         try:
             self.scheduler.spawn(name, engine.run_worker(poll_interval=self.profile.poll,
@@ -191,7 +197,13 @@ class World:
         self.record("runner", "start", owner=owner)
 
     def alive_runners(self) -> list[str]:
-        return [name for name in sorted(self.stores) if self.stores[name].alive]
+        """Runners that run: neither crashed nor drained (a drained one finishes its step, then exits)."""
+        return [name for name in sorted(self.stores) if self.stores[name].alive and name not in self.drained]
+
+    def _down(self) -> list[str]:
+        """Runners to restart: crashed, or drained and finished."""
+        return [name for name in sorted(self.stores) if not self.stores[name].alive
+                or (name in self.drained and not self.scheduler.is_alive(name))]
 
     def crash(self, name: str) -> None:
         """Crash a runner at its current yield point; it writes nothing more."""
@@ -243,9 +255,9 @@ class World:
         """Called by the programs' callbacks as they begin (what their StepContext says)."""
         self.oracle.attempt_started(self._owner(), ctx, timeout, self.clock.now())
 
-    def attempt_ended(self, ctx: Any, ok: bool, value: Any) -> None:
+    def attempt_ended(self, ctx: Any, ok: bool, value: Any, error: str = "RuntimeError") -> None:
         """Called by the programs' callbacks as they return or raise."""
-        self.oracle.attempt_ended(self._owner(), ctx, ok, value, self.clock.now())
+        self.oracle.attempt_ended(self._owner(), ctx, ok, value, self.clock.now(), error)
 
     def busy(self, key: str, seconds: float) -> None:
         """Called from inside simulated sync step callbacks: the call blocks its runner for `seconds`."""
@@ -306,6 +318,16 @@ class World:
             self.fault("duplicate_event", "client", instance=op.instance_id)
             self._apply(op)
 
+    def _due(self, op: Op) -> bool:
+        """Whether the next client op may go now: one marked `when_held` waits (a bounded number of actions)
+        until a runner holds its instance, so a pause lands mid-run, at whatever suspension point comes."""
+        if not op.when_held or self._held_waits >= HELD_WAITS or self.oracle.in_flight(op.instance_id,
+                                                                                          self.clock.now()):
+            self._held_waits = 0
+            return True
+        self._held_waits += 1
+        return False
+
     def _lifecycle(self) -> None:
         if not self.instances:
             return
@@ -318,8 +340,8 @@ class World:
         """One driver action; False when nothing can move any more."""
         c, f = self.choices, self.faults
         alive = self.alive_runners()
-        down = [n for n in sorted(self.stores) if not self.stores[n].alive]
-        if self.ops and (c.flip("input", self.profile.client_rate) or not alive):
+        down = self._down()
+        if self.ops and (c.flip("input", self.profile.client_rate) or not alive) and self._due(self.ops[0]):
             op = self.ops.pop(0)
             if op.late and c.flip("fault", f.late_event):
                 self.fault("late_event", "client", instance=op.instance_id)
@@ -340,6 +362,11 @@ class World:
             self.scheduler_runtime(name).offset = offset
         elif c.flip("fault", f.lifecycle):
             self._lifecycle()
+        elif alive and c.flip("fault", f.drain):
+            name = alive[c.choose("fault", len(alive))]
+            self.fault("drain", name)
+            self.drained.add(name)
+            run_now(self.engines[name].stop())  # returns at once; the runner finishes its step, then exits
         elif alive and c.flip("fault", f.stall):
             name = alive[c.choose("fault", len(alive))]
             until = self.clock.now() + self.profile.lease * 1.5
@@ -436,7 +463,7 @@ class World:
         self.faults = FaultConfig.none()
         self.record("world", "liveness")
         for name in sorted(self.stores):
-            if not self.stores[name].alive:
+            if name in self._down():
                 self._start_runner(name)
             else:
                 self.scheduler_runtime(name).offset = 0.0
@@ -448,6 +475,8 @@ class World:
         for _ in range(self.profile.liveness_steps):
             if self.checker.violations or self._settled() or self.clock.now() > deadline:
                 break
+            for name in self._down() if self.drained else ():
+                self._start_runner(name)  # a runner drained just before this phase has exited by now
             moved = self.scheduler.step()
             if moved is None:
                 break

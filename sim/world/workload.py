@@ -76,12 +76,14 @@ class Op:
     event_id: str | None = None
     late: bool = False
     at_deadline: bool = False  # sent exactly at the deadline of the wait its instance is parked on, if any
+    when_held: bool = False  # waits (a while) until a runner holds the instance: a pause that lands mid-run
 
     def apply(self, client: Engine) -> Coroutine[Any, Any, Any]:
         if self.kind == "create":
             return client.create(self.workflow, self.params, id=self.instance_id)
-        if self.kind == "batch":  # params: the items as (id, params) pairs
-            return client.create_batch(self.workflow, [{"id": i, "params": p} for i, p in self.params])
+        if self.kind == "batch":  # params: the items as (id, params) pairs; anything else is passed as is
+            return client.create_batch(self.workflow, [{"id": item[0], "params": item[1]}
+                                                       if isinstance(item, tuple) else item for item in self.params])
         if self.kind == "event":
             assert self.event_type is not None
             return client.send_event(self.workflow, self.instance_id, type=self.event_type, payload=self.payload,

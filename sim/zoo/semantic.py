@@ -20,7 +20,7 @@ from sim.zoo.settings import Setting, ZooMutant, mutant_profile
 # and commits in doubt: failures and hangs inside callbacks, crashes, unknown commit outcomes, lifecycle calls.
 SCRIPTS = Setting(attrs.evolve(mutant_profile("scripts", step_raise=0.05, step_hang=0.02, crash=0.01,
                                               commit_unknown=0.01, lifecycle=0.1, duplicate_event=0.2,
-                                              late_event=0.1), scripts=1.0))
+                                              late_event=0.1), scripts=1.0, client_rate=0.3))
 
 
 def _linear_backoff(p: Patch) -> None:
@@ -144,7 +144,7 @@ SEMANTIC = (
     _semantic("due-sleep-parks", "a sleep already due hands the task back", "wake_at < now for <=",
               _due_sleep_parks),
     _semantic("pause-ignored-on-event", "pause request ignored when a wait gets its event",
-              "one parking point that forgets the requested pause", _pause_ignored_on_event),
+              "one parking point that forgets the requested pause", _pause_ignored_on_event, budget=150),
     _semantic("event-id-conflict-lost", "an event id reused on another instance is a duplicate",
               "idempotency keyed without the instance", _event_id_conflict_lost),
     ZooMutant(name="suffix-search-spins", title="key suffix search spins without yielding", prop="hang",
