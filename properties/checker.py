@@ -54,7 +54,7 @@ class Checker:
         # P11 (no spurious lease loss) is on once the world promises to report every fault (`on_fault`).
         self.watch_leases = False
         self._claimed: dict[tuple[str, int], float] = {}  # (runner, task) -> when it claimed the task
-        self._disrupted_at = -math.inf  # the last fault that may legitimately cost a runner its lease
+        self.disrupted_at = -math.inf  # the last fault that may legitimately cost a lease or delay a runner
 
     def _fail(self, prop: str, message: str, **evidence: Any) -> None:
         self.violations.append(Violation(prop, message, evidence))
@@ -63,13 +63,13 @@ class Checker:
         """A fault (or client operation) happened at `t`; all but those that cannot touch a lease excuse a
         lease loss after it (P11)."""
         if kind not in HARMLESS_TO_LEASES:
-            self._disrupted_at = t
+            self.disrupted_at = t
 
     def _on_lease_lost(self, t: float, runner: str, d: dict[str, Any]) -> None:
         # P11: a live runner that nothing stalled, no clock moved under and no client touched keeps its lease,
         # however long its callback takes (the heartbeat renews it; DESIGN §2 "Details").
         since = self._claimed.get((runner, d["task"]))
-        if self.watch_leases and since is not None and self._disrupted_at < since:
+        if self.watch_leases and since is not None and self.disrupted_at < since:
             self._fail("P11 spurious lease loss", f"runner {runner} lost its lease on task {d['task']} "
                        f"({d.get('instance')}) at {t}, claimed at {since}, with no fault since", t=t,
                        reason=d.get("reason"))

@@ -515,6 +515,10 @@ class Model:
             self._fail(f"{instance_id} finished {status} at {t} but {p.key} is still pending")
             return
         want = ("errored", None, p.error) if p.error is not None else ("complete", p.output, None)
+        code = _payload_error(p.output) if p.error is None else None
+        if code is not None:  # an output the engine cannot store errors the run (the message is the engine's)
+            name = "NotSerializable" if code == "NOT_JSON_SERIALIZABLE" else "PayloadTooLarge"
+            want = ("errored", None, (name, error[1] if error else ""))
         if (status, output, error) != want:
             self._fail(f"{instance_id} finished with (status, output, error) = {(status, output, error)}, "
                        f"the model expects {want}")

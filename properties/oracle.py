@@ -33,8 +33,10 @@ def _info_shape(info: Any) -> tuple[Any, ...]:
 
 
 def _history_shape(history: Any) -> tuple[list[Any], list[Any]]:
-    steps = [(s.key, s.type, s.status, s.attempts, s.result, None if s.error is None else s.error.name)
-             for s in history.steps]
+    steps = [
+        (s.key, s.type, s.status, s.attempts, s.result, None if s.error is None else s.error.name)
+        for s in history.steps
+    ]
     return steps, [(e.type, e.payload, e.consumed_by) for e in history.events]
 
 
@@ -66,7 +68,11 @@ class Oracle:
         self.problems: list[str] = []
         self.task_runs: dict[int, int] = {}  # task id -> run number, from claims (hand-backs omit the run)
         self.attempts: dict[tuple[str, str, int, str, int], Attempt] = {}  # (owner, instance, run, key, n)
-        self.calls: dict[tuple[str, str], tuple[int, str, int]] = {}  # (owner, instance) -> its last step_call
+        self.calls: dict[
+            tuple[str, str], tuple[int, str, int]
+        ] = {}  # (owner, instance) -> its last step_call
+        self.touched: dict[str, float] = {}  # instance -> when a runner last reported anything about it
+        self.owed: dict[str, tuple[float, str]] = {}  # instance -> since when (and why) progress is owed
 
     @property
     def violations(self) -> list[str]:
@@ -86,15 +92,24 @@ class Oracle:
         call = self.calls.get((owner, ctx.instance_id))
         base = ctx.step_key.split("#", 1)[0]
         seen = (ctx.workflow, ctx.run_number, ctx.step_key, ctx.attempt, base)
-        want = (self.model.instances[ctx.instance_id].workflow, *(call or (None, None, None)), f"do:{ctx.name}")
+        want = (
+            self.model.instances[ctx.instance_id].workflow,
+            *(call or (None, None, None)),
+            f"do:{ctx.name}",
+        )
         if call is None or seen != want:
             self.problems.append(
-                f"property 10 (step context): {owner}'s callback for {ctx.instance_id} saw (workflow, run, key, "
-                f"attempt, do:name) = {seen}, its step call was {want}")
-        self.attempts[(owner, ctx.instance_id, ctx.run_number, ctx.step_key, ctx.attempt)] = Attempt(t, timeout)
+                f"property 10 (step context): {owner}'s callback for {ctx.instance_id} saw "
+                f"(workflow, run, key, "
+                f"attempt, do:name) = {seen}, its step call was {want}"
+            )
+        self.attempts[(owner, ctx.instance_id, ctx.run_number, ctx.step_key, ctx.attempt)] = Attempt(
+            t, timeout
+        )
 
-    def attempt_ended(self, owner: str, ctx: Any, ok: bool, value: Any, t: float,
-                      error: str = "RuntimeError") -> None:
+    def attempt_ended(
+        self, owner: str, ctx: Any, ok: bool, value: Any, t: float, error: str = "RuntimeError"
+    ) -> None:
         """A callback returned `value` (ok) or raised an `error` with message `value`."""
         attempt = self.attempts.get((owner, ctx.instance_id, ctx.run_number, ctx.step_key, ctx.attempt))
         if attempt is not None and attempt.end is None:
@@ -107,6 +122,7 @@ class Oracle:
         instance = d.get("instance")
         if instance is None or not self.judged(instance):
             return
+        self.touched[instance] = t
         m = self.model
         if action == "claim":
             self.task_runs[d["task"]] = d["run"]
@@ -117,15 +133,48 @@ class Oracle:
         elif action == "commit":
             row = self._step_row(instance, d["run"], d["key"])
             attempt = self.attempts.get((owner, instance, d["run"], d["key"], row["attempts"] or 0))
-            m.on_commit(instance, d["run"], d["key"], row, d.get("event"), d.get("suspend") is not None,
-                        bool(d.get("paused")), t, attempt if row["type"] == "do" else None)
+            m.on_commit(
+                instance,
+                d["run"],
+                d["key"],
+                row,
+                d.get("event"),
+                d.get("suspend") is not None,
+                bool(d.get("paused")),
+                t,
+                attempt if row["type"] == "do" else None,
+            )
         elif action == "suspend":
             m.on_suspend(instance, self.task_runs.get(d["task"], -1), bool(d.get("paused")), t)
         elif action == "release":
-            m.on_release(instance, self.task_runs.get(d["task"], -1), self._ending(instance)[0] == "paused", t)
+            m.on_release(
+                instance, self.task_runs.get(d["task"], -1), self._ending(instance)[0] == "paused", t
+            )
         elif action == "finish":
             status, output, error = self._ending(instance)
             m.on_finish(instance, d["run"], d["status"], output, error, t)
+
+    def overdue(self, now: float, quiet_since: float, bound: float) -> list[str]:
+        """P12 (prompt progress): instances the model says the engine has owed progress (a retry or wake-up
+        due, an event a wait can take, a run that can finish) for more than `bound` seconds, with no runner
+        touching them and no fault since (`quiet_since`: the last fault that may delay runners)."""
+        out = []
+        for iid in self.model.instances:
+            why = None if self.in_flight(iid, now) else self.model.due(iid, now)
+            if why is None:
+                self.owed.pop(iid, None)
+                continue
+            since = self.owed.get(iid)
+            if since is None or self.touched.get(iid, -1.0) > since[0]:
+                self.owed[iid] = (now, why)
+                continue
+            start = max(since[0], quiet_since)
+            if now - start > bound:
+                out.append(
+                    f"P12 prompt progress: {iid} has been owed progress since {since[0]} ({since[1]}) and "
+                    f"no runner took it up within {bound:g} s (now {now})"
+                )
+        return out
 
     def unreported(self, owner: str, txn: str, args: tuple[Any, ...], result: Any, t: float) -> None:
         """Transaction `txn(conn, *args)` landed with `result`, but its runner was told it failed (commit
@@ -142,13 +191,27 @@ class Oracle:
             write = next(a for a in args if isinstance(a, StepWrite))
             row = self._step_row(instance, run, write.key)
             consumed = self.conn.execute(
-                "SELECT id FROM workflow_event WHERE instance_id = ? AND consumed_run = ? AND consumed_by_step_key = ?",
-                (instance, run, write.key)).fetchone()
-            handed_back = (any(isinstance(a, Suspension) for a in args) if txn == "commit_step_txn"
-                           else row["status"] == "waiting")
+                "SELECT id FROM workflow_event WHERE instance_id = ? AND consumed_run = ? "
+                "AND consumed_by_step_key = ?",
+                (instance, run, write.key),
+            ).fetchone()
+            handed_back = (
+                any(isinstance(a, Suspension) for a in args)
+                if txn == "commit_step_txn"
+                else row["status"] == "waiting"
+            )
             attempt = self.attempts.get((owner, instance, run, write.key, row["attempts"] or 0))
-            m.on_commit(instance, run, write.key, row, None if consumed is None else consumed[0], handed_back,
-                        status == "paused", t, attempt if row["type"] == "do" else None)
+            m.on_commit(
+                instance,
+                run,
+                write.key,
+                row,
+                None if consumed is None else consumed[0],
+                handed_back,
+                status == "paused",
+                t,
+                attempt if row["type"] == "do" else None,
+            )
         elif txn == "suspend_txn":
             m.on_suspend(instance, run, status == "paused", t)
         elif txn == "release_txn":
@@ -157,8 +220,10 @@ class Oracle:
             m.on_finish(instance, run, status, output, error, t)
 
     def _ending(self, instance: str) -> tuple[str, Any, tuple[str, str] | None]:
-        row = self.conn.execute("SELECT status, output, error_name, error_message FROM workflow_instance "
-                                "WHERE instance_id = ?", (instance,)).fetchone()
+        row = self.conn.execute(
+            "SELECT status, output, error_name, error_message FROM workflow_instance WHERE instance_id = ?",
+            (instance,),
+        ).fetchone()
         error = None if row["error_name"] is None else (row["error_name"], row["error_message"])
         return row["status"], _decode(row["output"]), error
 
@@ -166,19 +231,39 @@ class Oracle:
         workflow = self.model.instances[instance].workflow
         row = self.conn.execute(
             "SELECT type, status, attempts, result, error_name, error_message, next_retry_at, wake_at "
-            "FROM workflow_step WHERE workflow_name = ? AND instance_id = ? AND run_number = ? AND step_key = ?",
-            (workflow, instance, run, key)).fetchone()
+            "FROM workflow_step WHERE workflow_name = ? AND instance_id = ? AND run_number = ? "
+            "AND step_key = ?",
+            (workflow, instance, run, key),
+        ).fetchone()
         if row is None:
-            return {"type": None, "status": None, "attempts": None, "result": None, "error_name": None,
-                    "error_message": None, "next_retry_at": None, "wake_at": None}
+            return {
+                "type": None,
+                "status": None,
+                "attempts": None,
+                "result": None,
+                "error_name": None,
+                "error_message": None,
+                "next_retry_at": None,
+                "wake_at": None,
+            }
         out = dict(row)
         out["result"] = _decode(row["result"])
         return out
 
     # -- client operations: the engine's answer must be the model's ------------------------------------------
 
-    def predict(self, kind: str, instance: str, *, workflow: str = "", params: Any = None, type: str = "",
-                payload: Any = None, event_id: str | None = None, now: float = 0.0) -> Any:
+    def predict(
+        self,
+        kind: str,
+        instance: str,
+        *,
+        workflow: str = "",
+        params: Any = None,
+        type: str = "",
+        payload: Any = None,
+        event_id: str | None = None,
+        now: float = 0.0,
+    ) -> Any:
         """The answer the engine must give to a client operation, applied to the model; NOT_JUDGED outside
         the model's programs. Answers: the id (create), the created ids (batch: `params` holds the items as
         (id, params) pairs), the run number (restart), "ok" or an error code. Workflow names starting with
@@ -210,35 +295,55 @@ class Oracle:
     def answered(self, kind: str, instance: str, expected: Any, got: Any) -> None:
         """The engine's answer to an operation `predict` was asked about."""
         if expected is not NOT_JUDGED and got != expected:
-            self.problems.append(f"property 10 (client) {kind} {instance}: the engine answered {got!r}, "
-                                 f"the model expects {expected!r}")
+            self.problems.append(
+                f"property 10 (client) {kind} {instance}: the engine answered {got!r}, "
+                f"the model expects {expected!r}"
+            )
 
     def check_reads(self, client: Any, run: Callable[[Any], Any]) -> None:
         """Every read of the client API against the model: each judged instance's status and every run's
         history (steps in order, events with who consumed them), listings paged two at a time with and
         without a status filter, and the codes of bad reads. `run` drives one client coroutine."""
+
         def read(what: str, coro: Any, want: Any, shape: Callable[[Any], Any] = lambda r: r) -> None:
             try:
                 got = shape(run(coro))
             except EngineError as exc:
                 got = exc.code
             if got != want:
-                self.problems.append(f"property 10 (reads) {what}: the engine answered {got!r}, "
-                                     f"the model expects {want!r}")
+                self.problems.append(
+                    f"property 10 (reads) {what}: the engine answered {got!r}, the model expects {want!r}"
+                )
 
         m = self.model
         for inst in m.instances.values():
             wf, iid = inst.workflow, inst.instance_id
-            read(f"status {iid}", client.status(wf, iid),
-                 (inst.status, inst.output, inst.error, inst.run, inst.pause_requested), _info_shape)
+            read(
+                f"status {iid}",
+                client.status(wf, iid),
+                (inst.status, inst.output, inst.error, inst.run, inst.pause_requested),
+                _info_shape,
+            )
             for run_number in range(1, inst.run + 1):
-                steps = [(key, s.type, s.status, s.attempts, s.result, s.error)
-                         for (r, key), s in inst.steps.items() if r == run_number]
-                events = [(e.type, e.payload, e.consumed[1] if e.consumed else None)
-                          for e in m.events if e.instance == iid and e.run == run_number]
-                read(f"history {iid} run {run_number}", client.history(wf, iid, run_number), (steps, events),
-                     _history_shape)
-            read(f"history {iid} run {inst.run + 1}", client.history(wf, iid, inst.run + 1), "INVALID_ARGUMENT")
+                steps = [
+                    (key, s.type, s.status, s.attempts, s.result, s.error)
+                    for (r, key), s in inst.steps.items()
+                    if r == run_number
+                ]
+                events = [
+                    (e.type, e.payload, e.consumed[1] if e.consumed else None)
+                    for e in m.events
+                    if e.instance == iid and e.run == run_number
+                ]
+                read(
+                    f"history {iid} run {run_number}",
+                    client.history(wf, iid, run_number),
+                    (steps, events),
+                    _history_shape,
+                )
+            read(
+                f"history {iid} run {inst.run + 1}", client.history(wf, iid, inst.run + 1), "INVALID_ARGUMENT"
+            )
         for wf in sorted({i.workflow for i in m.instances.values()}):
             mine = [i for i in m.instances.values() if i.workflow == wf]
             for status in (None, *sorted({i.status for i in mine})):
@@ -252,9 +357,14 @@ class Oracle:
 
     def in_flight(self, instance: str, now: float) -> bool:
         """Whether a runner holds a live lease on the instance: timing the model does not track."""
-        return self.conn.execute(
-            "SELECT 1 FROM workflow_task WHERE instance_id = ? AND status = 'processing' AND locked_until >= ?",
-            (instance, now)).fetchone() is not None
+        return (
+            self.conn.execute(
+                "SELECT 1 FROM workflow_task WHERE instance_id = ? AND status = 'processing' "
+                "AND locked_until >= ?",
+                (instance, now),
+            ).fetchone()
+            is not None
+        )
 
     # -- the whole observable state -----------------------------------------------------------------------
 
@@ -264,18 +374,27 @@ class Oracle:
         return {
             "instances": {
                 r[0]: (r[1], r[2], r[3], _decode(r[4]), None if r[5] is None else (r[5], r[6]), bool(r[7]))
-                for r in conn.execute("SELECT instance_id, workflow_name, status, run_number, output, error_name, "
-                                      "error_message, pause_requested FROM workflow_instance") if r[0] in judged
+                for r in conn.execute(
+                    "SELECT instance_id, workflow_name, status, run_number, output, error_name, "
+                    "error_message, pause_requested FROM workflow_instance"
+                )
+                if r[0] in judged
             },
             "steps": {
                 (r[0], r[1], r[2]): (r[3], r[4], r[5], _decode(r[6]), r[7], r[8], r[9])
-                for r in conn.execute("SELECT instance_id, run_number, step_key, type, status, attempts, result, "
-                                      "error_name, wake_at, next_retry_at FROM workflow_step") if r[0] in judged
+                for r in conn.execute(
+                    "SELECT instance_id, run_number, step_key, type, status, attempts, result, "
+                    "error_name, wake_at, next_retry_at FROM workflow_step"
+                )
+                if r[0] in judged
             },
             "events": {
                 r[0]: (r[1], r[2], r[3], _decode(r[4]), None if r[5] is None else (r[5], r[6]))
-                for r in conn.execute("SELECT id, instance_id, run_number, type, payload, consumed_run, "
-                                      "consumed_by_step_key FROM workflow_event") if r[1] in judged
+                for r in conn.execute(
+                    "SELECT id, instance_id, run_number, type, payload, consumed_run, "
+                    "consumed_by_step_key FROM workflow_event"
+                )
+                if r[1] in judged
             },
         }
 
@@ -287,7 +406,9 @@ class Oracle:
             got = engine[table]
             for key in sorted(set(want) | set(got), key=repr):
                 if want.get(key) != got.get(key):
-                    out.append(f"property 10 ({table}) {key}: engine {got.get(key)!r}, model {want.get(key)!r}")
+                    out.append(
+                        f"property 10 ({table}) {key}: engine {got.get(key)!r}, model {want.get(key)!r}"
+                    )
         return out[:8]
 
 

@@ -62,7 +62,8 @@ class Do:
     result: str = "ok"  # "unjson": the callback returns a set; "huge": a string over the payload limit
     # How the engine side writes the callback: "def" (sync, takes the StepContext), "partial" (a
     # functools.partial), "object" (a callable instance), "async" (async, done in one loop turn), "awaitable"
-    # (sync, returns a coroutine), "nested" (async, calls a step itself: NestedStepError, never retried).
+    # (sync, returns a coroutine), "async-awaitable" (async, returns a coroutine), "slots" (a callable that
+    # cannot be weakly referenced), "nested" (async, calls a step itself: NestedStepError, never retried).
     shape: str = "def"
     type = "do"
 
@@ -88,7 +89,7 @@ class Do:
 @attrs.frozen
 class Sleep:
     """`step.sleep(name, duration)`; `form` is how the duration is written: "seconds", "text" ("10 s"),
-    "timedelta", or refused (INVALID_ARGUMENT): "bad" (an unknown unit), "negative"."""
+    "timedelta", or refused (INVALID_ARGUMENT): "bad" (an unknown unit), "negative", "bool", "list"."""
 
     name: str
     seconds: float
@@ -125,7 +126,9 @@ class Wait:
             return False
         if self.match is None:
             return True
-        return isinstance(payload, dict) and all(k in payload and payload[k] == v for k, v in self.match.items())
+        return isinstance(payload, dict) and all(
+            k in payload and payload[k] == v for k, v in self.match.items()
+        )
 
 
 Request = Do | Sleep | SleepUntil | Wait
@@ -134,7 +137,7 @@ Program = Callable[[Any], Generator[Request, Any, Any]]
 # DESIGN §2's limits, as the engine exports them.
 MAX_STEP_NAME, MAX_EVENT_TYPE, MAX_PAYLOAD_BYTES = 256, 128, 1024 * 1024
 MIN_EVENT_TIMEOUT, MAX_EVENT_TIMEOUT = 1.0, 365 * 86400.0
-BAD_DURATIONS = ("bad", "negative")
+BAD_DURATIONS = ("bad", "negative", "bool", "list")
 NON_RETRYABLE = frozenset({"NestedStepError"})  # errors a step never retries (DESIGN §2)
 
 
@@ -219,17 +222,30 @@ def request_of(spec: dict[str, Any]) -> Request:
     """One script entry as a request: {"op": "do" | "sleep" | "sleep_until" | "wait", ...fields}."""
     op = spec["op"]
     if op == "do":
-        return Do(spec["name"], fail=spec.get("fail", 0), limit=spec.get("limit", 2),
-                  delay=spec.get("delay", 5.0), backoff=spec.get("backoff", "constant"),
-                  park=spec.get("park", False), busy=spec.get("busy", 0.0), timeout=spec.get("timeout"),
-                  result=spec.get("result", "ok"), shape=spec.get("shape", "def"))
+        return Do(
+            spec["name"],
+            fail=spec.get("fail", 0),
+            limit=spec.get("limit", 2),
+            delay=spec.get("delay", 5.0),
+            backoff=spec.get("backoff", "constant"),
+            park=spec.get("park", False),
+            busy=spec.get("busy", 0.0),
+            timeout=spec.get("timeout"),
+            result=spec.get("result", "ok"),
+            shape=spec.get("shape", "def"),
+        )
     if op == "sleep":
         return Sleep(spec["name"], spec["seconds"], form=spec.get("form", "seconds"))
     if op == "sleep_until":
         return SleepUntil(spec["name"], spec["at"], form=spec.get("form", "epoch"))
     if op == "wait":
-        return Wait(spec["name"], spec["type"], spec["timeout"], match=spec.get("match"),
-                    form=spec.get("form", "seconds"))
+        return Wait(
+            spec["name"],
+            spec["type"],
+            spec["timeout"],
+            match=spec.get("match"),
+            form=spec.get("form", "seconds"),
+        )
     raise ValueError(f"unknown script op {op!r}")
 
 
@@ -253,13 +269,18 @@ def script_program(params: Any) -> Generator[Request, Any, Any]:
         except Refused as refused:
             value = f"refused:{refused.code}"
         out.append(value)
-    return out
+    end = params.get("end")  # an output the engine cannot store: the run errors instead of completing
+    return {"set"} if end == "unjson" else "x" * (MAX_PAYLOAD_BYTES + 1) if end == "huge" else out
 
 
 def script_params(raw: Any) -> Any:
     """m-script's params schema (a validating callable): {"script": [entry, ...]} and nothing else."""
-    if not isinstance(raw, dict) or set(raw) != {"script"} or not isinstance(raw["script"], list):
-        raise ValueError("params must be {'script': [...]}")
+    if (
+        not isinstance(raw, dict)
+        or not set(raw) <= {"script", "end"}
+        or not isinstance(raw.get("script"), list)
+    ):
+        raise ValueError("params must be {'script': [...]} (and optionally 'end')")
     return raw
 
 

@@ -59,11 +59,14 @@ def _fuzz_legs(profiles: list[str], seeds: int, workers: int, out: Path) -> list
 
             summary = campaign(range(seeds), prof, jobs=workers, reports=out, pct_depth=depth, progress=tick)
         leg.runs, leg.checks, leg.seconds = summary.seeds, summary.checks, time.perf_counter() - started
-        leg.failures = [f"{f.violation}\n  reproduce: {repro_line(f.seed, prof, depth)}"
-                        for f in summary.failures]
+        leg.failures = [
+            f"{f.violation}\n  reproduce: {repro_line(f.seed, prof, depth)}" for f in summary.failures
+        ]
         leg.artifacts = [out / "failures" / f"{prof.name}-seed-{f.seed}" for f in summary.failures]
-        console.print(f"{leg.name}: {leg.runs} seeds, {len(leg.failures)} failed, {leg.checks} checks, "
-                      f"{leg.seconds:.1f}s")
+        console.print(
+            f"{leg.name}: {leg.runs} seeds, {len(leg.failures)} failed, {leg.checks} checks, "
+            f"{leg.seconds:.1f}s"
+        )
         legs.append(leg)
     return legs
 
@@ -77,33 +80,54 @@ def _explore_legs() -> list[Leg]:
         leg = Leg(f"explore {name}", runs=stats.executions, seconds=stats.seconds)
         if stats.violation is not None:
             leg.failures.append(f"{stats.violation}\n  reproduce: stepsim explore --config {name}")
-        console.print(f"{leg.name}: {stats.executions} executions, {stats.distinct_states} states, "
-                      f"{'VIOLATION' if stats.violation else 'ok'}, {stats.seconds:.1f}s")
+        console.print(
+            f"{leg.name}: {stats.executions} executions, {stats.distinct_states} states, "
+            f"{'VIOLATION' if stats.violation else 'ok'}, {stats.seconds:.1f}s"
+        )
         legs.append(leg)
     return legs
 
 
-def _markdown(results: list[ScenarioResult], legs: list[Leg], determinism: str, elapsed: float,
-              saved: list[Path]) -> str:
+def _markdown(
+    results: list[ScenarioResult], legs: list[Leg], determinism: str, elapsed: float, saved: list[Path]
+) -> str:
     failed = [r for r in results if not r.ok]
     ok = not failed and not any(leg.failures for leg in legs) and determinism == "ok"
     files, found = len({r.scenario for r in results}), sum(len(leg.failures) for leg in legs)
-    lines = ["# stepsim check", "",
-             f"**{'PASS' if ok else 'FAIL'}** in {elapsed:.1f}s: {files} scenario files "
-             f"({len(results)} runs, {len(failed)} failed), {len(legs)} searches ({found} failures); "
-             f"determinism self-check {determinism}.", "",
-             "## Scenarios", "", "| scenario | runs | faults injected | time | result |",
-             "|---|---:|---:|---:|---|"]
+    lines = [
+        "# stepsim check",
+        "",
+        f"**{'PASS' if ok else 'FAIL'}** in {elapsed:.1f}s: {files} scenario files "
+        f"({len(results)} runs, {len(failed)} failed), {len(legs)} searches ({found} failures); "
+        f"determinism self-check {determinism}.",
+        "",
+        "## Scenarios",
+        "",
+        "| scenario | runs | faults injected | time | result |",
+        "|---|---:|---:|---:|---|",
+    ]
     for row in _summary_rows(results):
         verdict = "ok" if not row["failed"] else f"**{row['failed']} failed**"
-        lines.append(f"| {row['scenario']} | {row['runs']} | {row['faults']} | {row['seconds']:.2f}s "
-                     f"| {verdict} |")
+        lines.append(
+            f"| {row['scenario']} | {row['runs']} | {row['faults']} | {row['seconds']:.2f}s | {verdict} |"
+        )
     for r in failed[:10]:
         head = (r.report or "").splitlines()[:4]
-        lines += ["", f"### FAIL {r.scenario}" + ("" if r.seed is None else f" [seed={r.seed}]"), "", "```",
-                  *head, "```"]
-    lines += ["", "## Searches (fixed seeds; the reference model judges every one)", "",
-              "| search | runs | properties checked | time | result |", "|---|---:|---:|---:|---|"]
+        lines += [
+            "",
+            f"### FAIL {r.scenario}" + ("" if r.seed is None else f" [seed={r.seed}]"),
+            "",
+            "```",
+            *head,
+            "```",
+        ]
+    lines += [
+        "",
+        "## Searches (fixed seeds; the reference model judges every one)",
+        "",
+        "| search | runs | properties checked | time | result |",
+        "|---|---:|---:|---:|---|",
+    ]
     for leg in legs:
         verdict = "ok" if not leg.failures else f"**{len(leg.failures)} failed**"
         lines.append(f"| {leg.name} | {leg.runs} | {leg.checks or '-'} | {leg.seconds:.1f}s | {verdict} |")
@@ -122,8 +146,9 @@ def _markdown(results: list[ScenarioResult], legs: list[Leg], determinism: str, 
 @click.option("--profile", "profiles", multiple=True, help="fuzz only these profiles (default: all of them)")
 @click.option("--jobs", type=int, default=None, help="worker processes (default: one per core)")
 @click.option("--reports", default="reports", show_default=True, help="summary.md and failure artifacts")
-def check(scenario_dir: str, seeds: int, fuzz_seeds: int, profiles: tuple[str, ...], jobs: int | None,
-          reports: str) -> None:
+def check(
+    scenario_dir: str, seeds: int, fuzz_seeds: int, profiles: tuple[str, ...], jobs: int | None, reports: str
+) -> None:
     """The main CI job: every scenario file, every fuzz profile (and PCT), the quick explorer configurations;
     writes REPORTS/summary.md and exits 1 on any failure."""
     from sim.search.campaign import default_jobs, resolve_profile, self_check
@@ -137,8 +162,10 @@ def check(scenario_dir: str, seeds: int, fuzz_seeds: int, profiles: tuple[str, .
     results = run_scenario_files(found, seeds=seeds, workers=workers)
     _print_summary(results, time.perf_counter() - started)
     names = list(profiles) or list(PROFILES)
-    console.print(f"\n[bold]fuzz[/bold]: {fuzz_seeds} seeds of each of {', '.join(names)} (and PCT) on "
-                  f"{workers} worker(s)")
+    console.print(
+        f"\n[bold]fuzz[/bold]: {fuzz_seeds} seeds of each of {', '.join(names)} (and PCT) on "
+        f"{workers} worker(s)"
+    )
     legs = _fuzz_legs(names, fuzz_seeds, workers, out) + _explore_legs()
     bad = self_check(range(3), resolve_profile("default"))
     determinism = "ok" if not bad else f"DIFFERS for seeds {bad}"

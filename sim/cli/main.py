@@ -230,5 +230,9 @@ from sim.cli.coverage import coverage_command  # noqa: E402
 
 main.add_command(coverage_command, name="coverage")
 
+from sim.cli.mutate import mutate  # noqa: E402
+
+main.add_command(mutate)
+
 if __name__ == "__main__":  # pragma: no cover - `python -m sim.cli.main`
     main()

@@ -43,14 +43,18 @@ from sim.world.current import CURRENT_WORLD
 
 def program_workflows(default_timeout: float) -> list[WorkflowDefinition]:
     """Every program as an engine workflow; Do steps without a timeout get `default_timeout` seconds."""
-    return [define_workflow(name, _adapter(program, default_timeout, raw_events=name == "m-script"),
-                            params=PARAMS.get(name))
-            for name, program in sorted(PROGRAMS.items())]
+    return [
+        define_workflow(
+            name, _adapter(program, default_timeout, raw_events=name == "m-script"), params=PARAMS.get(name)
+        )
+        for name, program in sorted(PROGRAMS.items())
+    ]
 
 
 def _adapter(program: Program, default_timeout: float, *, raw_events: bool) -> Any:
     """The program on the step API. With `raw_events` a wait hands the program the ReceivedEvent itself
     (scripts only put values into their output, where the engine must store it as a JSON object)."""
+
     async def run(event: WorkflowEvent, step: WorkflowStep) -> Any:
         gen = program(event.payload)
         send: Any = None
@@ -88,6 +92,10 @@ def _duration(seconds: float, form: str) -> Any:
         return f"{seconds:g} parsecs"
     if form == "negative":
         return -1.0 - seconds
+    if form == "bool":
+        return True
+    if form == "list":
+        return [seconds]
     return seconds
 
 
@@ -104,16 +112,24 @@ def _when(request: SleepUntil) -> Any:
 async def _perform(step: WorkflowStep, request: Request, default_timeout: float, raw_events: bool) -> Any:
     if isinstance(request, Do):
         timeout = request.timeout if request.timeout is not None else default_timeout
-        return await step.do(request.name, _callback(request, timeout, step), timeout=timeout,
-                             retries=Retries(limit=request.limit, delay=request.delay, backoff=request.backoff))
+        return await step.do(
+            request.name,
+            _callback(request, timeout, step),
+            timeout=timeout,
+            retries=Retries(limit=request.limit, delay=request.delay, backoff=request.backoff),
+        )
     if isinstance(request, Sleep):
         await step.sleep(request.name, _duration(request.seconds, request.form))
         return None
     if isinstance(request, SleepUntil):
         await step.sleep_until(request.name, _when(request))
         return None
-    received = await step.wait_for_event(request.name, type=request.event_type,
-                                         timeout=_duration(request.timeout, request.form), match=request.match)
+    received = await step.wait_for_event(
+        request.name,
+        type=request.event_type,
+        timeout=_duration(request.timeout, request.form),
+        match=request.match,
+    )
     if raw_events:
         return received
     return {"type": received.type, "payload": received.payload, "timestamp": received.timestamp.isoformat()}
@@ -139,6 +155,18 @@ def _plain(request: Do, timeout: float, ctx: Any) -> Any:
     return _finish(_started(ctx, timeout), ctx, request)
 
 
+class _Slotted:
+    """A callable without a __weakref__ slot: the engine cannot cache what it inspected about it."""
+
+    __slots__ = ("request", "timeout")
+
+    def __init__(self, request: Do, timeout: float) -> None:
+        self.request, self.timeout = request, timeout
+
+    def __call__(self, ctx: Any) -> Any:
+        return _plain(self.request, self.timeout, ctx)
+
+
 class _Callable:
     """A callable object as a step callback (the engine inspects its __call__ for the context argument)."""
 
@@ -152,6 +180,7 @@ class _Callable:
 def _callback(request: Do, timeout: float, step: WorkflowStep) -> Any:
     """The engine-side callback of a Do, written in the request's shape."""
     if request.busy > 0:
+
         def blocking(ctx: Any) -> Any:
             world = _started(ctx, timeout)
             if world is not None:
@@ -160,6 +189,7 @@ def _callback(request: Do, timeout: float, step: WorkflowStep) -> Any:
 
         return blocking
     if request.park:
+
         async def parked(ctx: Any) -> Any:
             world = _started(ctx, timeout)
             if world is not None:
@@ -176,11 +206,24 @@ def _callback(request: Do, timeout: float, step: WorkflowStep) -> Any:
     if request.shape == "object":
         return _Callable(request, timeout)
     if request.shape == "async":
+
         async def at_once(ctx: Any) -> Any:
             return _plain(request, timeout, ctx)
 
         return at_once
+    if request.shape == "slots":
+        return _Slotted(request, timeout)
+    if request.shape == "async-awaitable":
+
+        async def then(ctx: Any) -> Any:
+            async def value() -> Any:
+                return _plain(request, timeout, ctx)
+
+            return value()  # an async callback whose result is itself awaitable: the engine awaits both
+
+        return then
     if request.shape == "awaitable":
+
         def later(ctx: Any) -> Any:
             async def value() -> Any:
                 return _plain(request, timeout, ctx)
@@ -189,6 +232,7 @@ def _callback(request: Do, timeout: float, step: WorkflowStep) -> Any:
 
         return later
     if request.shape == "nested":
+
         async def nesting(ctx: Any) -> Any:
             world = _started(ctx, timeout)
             try:

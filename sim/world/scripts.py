@@ -26,13 +26,13 @@ def _pick(choices: ChoiceSource, options: tuple[Any, ...]) -> Any:
 
 HUGE = "x" * (1024 * 1024 + 1)  # one byte over DESIGN §2's payload limit once JSON-encoded
 BAD_NAMES = ("x#2", "x#2", "x#2", "", "n" * 300)  # refused at the call: INVALID_STEP_NAME, INVALID_ARGUMENT,
-                                                   # NAME_TOO_LONG; nothing written, no key used
+# NAME_TOO_LONG; nothing written, no key used
 
 
 # Callback shapes (properties.programs.Do.shape), plain functions most often; "nested" is refused.
-SHAPES = ("def", "def", "def", "def", "partial", "object", "async", "awaitable", "nested")
+SHAPES = ("def",) * 6 + ("partial", "object", "slots", "async", "awaitable", "async-awaitable", "nested")
 # How durations are written; the last two are refused (INVALID_ARGUMENT) and rare.
-FORMS = ("seconds",) * 12 + ("text", "text", "timedelta", "timedelta", "bad", "negative")
+FORMS = ("seconds",) * 14 + ("text", "text", "timedelta", "timedelta", "bad", "negative", "bool", "list")
 
 
 def _do(choices: ChoiceSource, lease: float) -> dict[str, Any]:
@@ -63,21 +63,37 @@ def _sleep(choices: ChoiceSource) -> dict[str, Any]:
         at = DEFAULT_START + _pick(choices, (-3600.0, 5.0, 600.0, 7200.0))
         form = _pick(choices, ("epoch", "epoch", "epoch", "aware", "aware", "naive", "text"))
         return {"op": "sleep_until", "name": _pick(choices, NAMES), "at": at, "form": form}
-    return {"op": "sleep", "name": _pick(choices, NAMES), "seconds": _pick(choices, (0.0, 1.0, 10.0, 3600.0)),
-            "form": _pick(choices, FORMS)}
+    return {
+        "op": "sleep",
+        "name": _pick(choices, NAMES),
+        "seconds": _pick(choices, (0.0, 1.0, 10.0, 3600.0)),
+        "form": _pick(choices, FORMS),
+    }
 
 
 def _wait(choices: ChoiceSource) -> dict[str, Any]:
-    spec: dict[str, Any] = {"op": "wait", "name": _pick(choices, NAMES), "type": _pick(choices, EVENT_TYPES),
-                            "timeout": _pick(choices, (5.0, 60.0, 600.0, 3600.0)), "catch": choices.flip("input", 0.6),
-                            "form": _pick(choices, FORMS)}
+    spec: dict[str, Any] = {
+        "op": "wait",
+        "name": _pick(choices, NAMES),
+        "type": _pick(choices, EVENT_TYPES),
+        "timeout": _pick(choices, (5.0, 60.0, 600.0, 3600.0)),
+        "catch": choices.flip("input", 0.6),
+        "form": _pick(choices, FORMS),
+    }
     fields = choices.choose("input", 3)  # 0: no match, 1 or 2 fields
     if fields:
         spec["match"] = {k: _pick(choices, (1, 2)) for k in ("k", "j")[:fields]}
     if choices.flip("input", 0.05):  # a call the engine refuses (the timeouts after keying the wait)
         bad = choices.choose("input", 5)
-        spec.update([{"type": ""}, {"type": "t" * 200}, {"match": ["k"]}, {"timeout": 0.5},
-                     {"timeout": 400 * 86400.0}][bad])
+        spec.update(
+            [
+                {"type": ""},
+                {"type": "t" * 200},
+                {"match": ["k"]},
+                {"timeout": 0.5},
+                {"timeout": 400 * 86400.0},
+            ][bad]
+        )
     return spec
 
 
@@ -104,35 +120,58 @@ def _script(choices: ChoiceSource, lease: float, steps: int) -> list[dict[str, A
 
 def _bad_event(choices: ChoiceSource, iid: str) -> dict[str, Any]:
     """An event the engine must refuse with its code, writing nothing."""
-    base: dict[str, Any] = dict(kind="event", workflow="m-script", instance_id=iid, event_type="go", payload=1)
-    bad = choices.choose("input", 6)
-    base.update([{"instance_id": "bad id!"}, {"instance_id": f"{iid}-nobody"}, {"event_type": ""},
-                 {"event_id": "bad id"}, {"payload": HUGE}, {"payload": {1, 2}}][bad])
+    base: dict[str, Any] = dict(
+        kind="event", workflow="m-script", instance_id=iid, event_type="go", payload=1
+    )
+    bad = choices.choose("input", 7)
+    base.update(
+        [
+            {"instance_id": "bad id!"},
+            {"instance_id": f"{iid}-nobody"},
+            {"event_type": ""},
+            {"event_id": "bad id"},
+            {"payload": HUGE},
+            {"payload": {1, 2}},
+            {"event_type": "t" * 200},
+        ][bad]
+    )
     return base
 
 
 def _bad_create(choices: ChoiceSource, iid: str) -> dict[str, Any]:
     """A create the engine must refuse: unknown workflow, bad id, params off the schema, params too large."""
-    base: dict[str, Any] = dict(kind="create", workflow="m-script", instance_id=f"{iid}-x", params={"script": []})
+    base: dict[str, Any] = dict(
+        kind="create", workflow="m-script", instance_id=f"{iid}-x", params={"script": []}
+    )
     bad = choices.choose("input", 4)
-    base.update([{"workflow": "m-missing"}, {"instance_id": "bad id!"}, {"params": {"script": "none"}},
-                 {"params": {"script": [{"op": "sleep", "name": "a", "seconds": 0.0, "pad": HUGE}]}}][bad])
+    base.update(
+        [
+            {"workflow": "m-missing"},
+            {"instance_id": "bad id!"},
+            {"params": {"script": "none"}},
+            {"params": {"script": [{"op": "sleep", "name": "a", "seconds": 0.0, "pad": HUGE}]}},
+        ][bad]
+    )
     return base
 
 
 def _batch(choices: ChoiceSource, iid: str, lease: float) -> dict[str, Any]:
     """A batch of new script instances, maybe with this instance's id (existing: skipped), a repeat, and an
     invalid item (bad id or params: the whole batch is refused, nothing written)."""
-    items: list[Any] = [(f"{iid}-b{k}", {"script": _script(choices, lease, 1 + choices.choose("input", 2))})
-                                    for k in range(1 + choices.choose("input", 3))]
+    items: list[Any] = [
+        (f"{iid}-b{k}", {"script": _script(choices, lease, 1 + choices.choose("input", 2))})
+        for k in range(1 + choices.choose("input", 3))
+    ]
     if choices.flip("input", 0.4):
         items.append((iid, {"script": []}))
     if choices.flip("input", 0.2):
         items.append(items[0])
     if choices.flip("input", 0.25):
-        items.insert(choices.choose("input", len(items) + 1),
-                     _pick(choices, (("bad id!", {"script": []}), (f"{iid}-bad", {"script": "none"}), "junk")))
-    if choices.flip("input", 0.03):
+        items.insert(
+            choices.choose("input", len(items) + 1),
+            _pick(choices, (("bad id!", {"script": []}), (f"{iid}-bad", {"script": "none"}), "junk")),
+        )
+    if choices.flip("input", 0.1):
         items = [(f"{iid}-many{k}", {"script": []}) for k in range(101)]
     return dict(kind="batch", workflow="m-script", instance_id=iid, params=tuple(items))
 
@@ -142,7 +181,10 @@ def script_ops(choices: ChoiceSource, index: int, lease: float) -> list[dict[str
     maybe a batch, refused creates and events, and reads, as the keyword arguments of the workload's `Op`s."""
     iid = f"m{index}"
     script = _script(choices, lease, 2 + choices.choose("input", 4))
-    ops: list[dict[str, Any]] = [dict(kind="create", workflow="m-script", instance_id=iid, params={"script": script})]
+    params: dict[str, Any] = {"script": script}
+    if choices.flip("input", 0.03):
+        params["end"] = _pick(choices, ("unjson", "unjson", "huge"))
+    ops: list[dict[str, Any]] = [dict(kind="create", workflow="m-script", instance_id=iid, params=params)]
     if choices.flip("input", 0.15):
         ops.append(_batch(choices, iid, lease))
     if choices.flip("input", 0.1):
@@ -155,7 +197,9 @@ def script_ops(choices: ChoiceSource, index: int, lease: float) -> list[dict[str
         # A pause somewhere in the run (requested if a runner holds it: it lands at the next suspension point
         # of whatever kind), and later a resume.
         at = 1 + choices.choose("input", len(ops))
-        ops[at:at] = [dict(kind="pause", workflow="m-script", instance_id=iid, when_held=choices.flip("input", 0.7))]
+        ops[at:at] = [
+            dict(kind="pause", workflow="m-script", instance_id=iid, when_held=choices.flip("input", 0.7))
+        ]
         ops.append(dict(kind="resume", workflow="m-script", instance_id=iid))
     for n, wait in enumerate(s for s in script if s["op"] == "wait"):
         for m in range(choices.choose("input", 3)):
@@ -163,9 +207,18 @@ def script_ops(choices: ChoiceSource, index: int, lease: float) -> list[dict[str
             # Event ids: none, this instance's own (repeated: a duplicate), or one shared by every instance
             # (sent to a second instance: EVENT_ID_CONFLICT).
             event_id = _pick(choices, (None, None, f"{iid}-{n}", "shared"))
-            ops.append(dict(kind="event", workflow="m-script", instance_id=iid, event_type=type,
-                            payload=_payload(choices, wait), event_id=event_id, late=choices.flip("input", 0.3),
-                            at_deadline=choices.flip("input", 0.25)))
+            ops.append(
+                dict(
+                    kind="event",
+                    workflow="m-script",
+                    instance_id=iid,
+                    event_type=type,
+                    payload=_payload(choices, wait),
+                    event_id=event_id,
+                    late=choices.flip("input", 0.3),
+                    at_deadline=choices.flip("input", 0.25),
+                )
+            )
     return ops
 
 

@@ -157,6 +157,7 @@ class World:
         self.checker.watch_leases = True  # every fault goes through `fault` (P11)
         self.oracle = Oracle(self.conn)
         self._judged = 0  # oracle violations already turned into checker violations
+        self._prompt_at = -1.0  # when P12 last looked
         self.fault_counts: dict[str, int] = {}
         self.workflows = library() + program_workflows(DEFAULT_STEP_TIMEOUT)
         client_runtime = ClientRuntime(self.clock)
@@ -243,6 +244,17 @@ class World:
             found = self.oracle.disagreements()
         for message in found[:8]:
             self.checker.violations.append(Violation("model", message))
+
+    def _prompt(self) -> None:
+        """P12 whenever time has passed: nothing the model says is due waits longer than two polls and a
+        lease for a runner (faults excused: the window restarts after each)."""
+        now = self.clock.now()
+        if not self.profile.oracle or now <= self._prompt_at:
+            return
+        self._prompt_at = now
+        bound = 2 * self.profile.poll + self.profile.lease
+        for message in self.oracle.overdue(now, self.checker.disrupted_at, bound)[:1]:
+            self.checker.violations.append(Violation("P12 prompt progress", message.split(": ", 1)[1]))
 
     # -- step callbacks --------------------------------------------------------------------------
 
@@ -346,6 +358,7 @@ class World:
             if op.late and c.flip("fault", f.late_event):
                 self.fault("late_event", "client", instance=op.instance_id)
                 self.clock.advance(self.profile.late_by)
+                self.checker.on_fault("clock_jump", self.clock.now())  # timers fired meanwhile are owed now
             self._client(op)
         elif alive and self.crashes < f.max_crashes and c.flip("fault", f.crash):
             self.crash(alive[c.choose("fault", len(alive))])
@@ -355,6 +368,7 @@ class World:
             jump = self.profile.lease * (1 + c.choose("time", 3))
             self.fault("clock_jump", "world", seconds=jump)
             self.clock.advance(jump)
+            self.checker.on_fault("clock_jump", self.clock.now())
         elif alive and c.flip("fault", f.skew):
             name = alive[c.choose("fault", len(alive))]
             offset = (-120.0, -10.0, 10.0, 120.0)[c.choose("fault", 4)]
@@ -432,6 +446,7 @@ class World:
             seed=self.seed, profile=self.profile.name, violations=list(self.checker.violations),
             trace=self.trace, dump=dump_database(self.conn),
             stats={"faults": dict(sorted(self.fault_counts.items())), "checks": self.checker.checks,
+                   "judged": len(self.oracle.model.instances),
                    "virtual_seconds": self.clock.elapsed(), "trace_records": len(self.trace),
                    "enabled_faults": self.enabled_faults},
         )
@@ -444,6 +459,7 @@ class World:
                 break
             self.checker.on_move()
             self._verdict()
+            self._prompt()
             if self.checker.violations:
                 break
         if not self.checker.violations:
@@ -482,6 +498,7 @@ class World:
                 break
             self.checker.on_move()
             self._verdict()
+            self._prompt()
         self.oracle.check_reads(self.client, run_now)  # what a user reads back at the end
         self._verdict(whole=True)
         if not self.checker.violations:

@@ -17,14 +17,37 @@ from sim.zoo.patching import Patch, rewrite
 from sim.zoo.settings import Setting, ZooMutant, mutant_profile
 
 # Every instance runs a random step script (the model judges all of them), with the faults that put callbacks
-# and commits in doubt: failures and hangs inside callbacks, crashes, unknown commit outcomes, lifecycle calls.
-SCRIPTS = Setting(attrs.evolve(mutant_profile("scripts", step_raise=0.05, step_hang=0.02, crash=0.01,
-                                              commit_unknown=0.01, lifecycle=0.1, duplicate_event=0.2,
-                                              late_event=0.1), scripts=1.0, client_rate=0.3))
+# and commits in doubt: failures and hangs inside callbacks, crashes, unknown commit outcomes, lifecycle
+# calls.
+SCRIPTS = Setting(
+    attrs.evolve(
+        mutant_profile(
+            "scripts",
+            step_raise=0.05,
+            step_hang=0.02,
+            crash=0.01,
+            commit_unknown=0.01,
+            lifecycle=0.1,
+            duplicate_event=0.2,
+            late_event=0.1,
+        ),
+        scripts=1.0,
+        client_rate=0.3,
+    )
+)
+
+
+# Scripts with no faults at all: any delay in taking up due work is the engine's (P12).
+CALM_SCRIPTS = Setting(attrs.evolve(mutant_profile("calm-scripts"), scripts=1.0))
 
 
 def _linear_backoff(p: Patch) -> None:
-    rewrite(p, records.Retries, "delay_after", ("return self.delay * attempt", "return self.delay * (attempt + 1)"))
+    rewrite(
+        p,
+        records.Retries,
+        "delay_after",
+        ("return self.delay * attempt", "return self.delay * (attempt + 1)"),
+    )
 
 
 def _exponential_backoff(p: Patch) -> None:
@@ -52,7 +75,9 @@ def _sleep_until_late(p: Patch) -> None:
 
 
 def _context_attempt(p: Patch) -> None:
-    rewrite(p, step.WorkflowStep, "do", ("name=name, attempt=attempt)", "name=name, attempt=max(attempts, 1))"))
+    rewrite(
+        p, step.WorkflowStep, "do", ("name=name, attempt=attempt)", "name=name, attempt=max(attempts, 1))")
+    )
 
 
 def _context_name(p: Patch) -> None:
@@ -60,13 +85,24 @@ def _context_name(p: Patch) -> None:
 
 
 def _key_numbering(p: Patch) -> None:
-    rewrite(p, step.WorkflowStep, "_next",
-            ('key = base if count == 1 else f"{base}#{count}"', 'key = base if count == 1 else f"{base}#{count + 1}"'))
+    rewrite(
+        p,
+        step.WorkflowStep,
+        "_next",
+        (
+            'key = base if count == 1 else f"{base}#{count}"',
+            'key = base if count == 1 else f"{base}#{count + 1}"',
+        ),
+    )
 
 
 def _deadline_reset(p: Patch) -> None:
-    rewrite(p, step.WorkflowStep, "wait_for_event",
-            ('deadline = row["wake_at"] if row is not None else now + seconds', "deadline = now + seconds"))
+    rewrite(
+        p,
+        step.WorkflowStep,
+        "wait_for_event",
+        ('deadline = row["wake_at"] if row is not None else now + seconds', "deadline = now + seconds"),
+    )
 
 
 def _zero_delay_parks(p: Patch) -> None:
@@ -78,9 +114,15 @@ def _due_sleep_parks(p: Patch) -> None:
 
 
 def _pause_ignored_on_event(p: Patch) -> None:
-    rewrite(p, txn, "wait_event_txn",
-            ("return WaitOutcome(paused=_pause_if(conn, claim, now, requested), event=dict(event))",
-             "return WaitOutcome(paused=False, event=dict(event))"))
+    rewrite(
+        p,
+        txn,
+        "wait_event_txn",
+        (
+            "return WaitOutcome(paused=_pause_if(conn, claim, now, requested), event=dict(event))",
+            "return WaitOutcome(paused=False, event=dict(event))",
+        ),
+    )
 
 
 def _event_id_conflict_lost(p: Patch) -> None:
@@ -92,11 +134,17 @@ def _terminal_takes_events(p: Patch) -> None:
 
 
 def _suffix_search_spins(p: Patch) -> None:
-    rewrite(p, step.WorkflowStep, "_next",
-            ('key = base if count == 1 else f"{base}#{count}"\n',
-             'key = base if count == 1 else f"{base}#{count}"\n'
-             '    while count > 2 and key == f"{base}#{count}":  # a free-suffix search that never advances\n'
-             '        pass\n'))
+    rewrite(
+        p,
+        step.WorkflowStep,
+        "_next",
+        (
+            'key = base if count == 1 else f"{base}#{count}"\n',
+            'key = base if count == 1 else f"{base}#{count}"\n'
+            '    while count > 2 and key == f"{base}#{count}":  # a free-suffix search that never advances\n'
+            "        pass\n",
+        ),
+    )
 
 
 # A spinning engine costs its whole budget per seed: one second is plenty for runs that take milliseconds.
@@ -105,55 +153,160 @@ HANGS = Setting(attrs.evolve(SCRIPTS.profile, name="mutant-hangs", hang_budget=1
 
 def _refused_wait_keyed(p: Patch) -> None:
     # The shipped bug the model found: the timeout range check ran after the wait took its key and position.
-    check = ("    if not MIN_EVENT_TIMEOUT <= seconds <= MAX_EVENT_TIMEOUT:\n"
-             "        raise InvalidArgument(f\"wait_for_event timeout {timeout!r} is outside 1 s .. 365 days\")\n")
+    check = (
+        "    if not MIN_EVENT_TIMEOUT <= seconds <= MAX_EVENT_TIMEOUT:\n"
+        '        raise InvalidArgument(f"wait_for_event timeout {timeout!r} is outside 1 s .. 365 days")\n'
+    )
     keyed = '    key, position, row = self._next("wait_for_event", name)\n'
     rewrite(p, step.WorkflowStep, "wait_for_event", (check + keyed, keyed + check))
 
 
+def _event_wakes_nobody(p: Patch) -> None:
+    rewrite(
+        p,
+        txn,
+        "send_event_txn",
+        (
+            """        conn.execute(
+            "UPDATE workflow_task SET kind = 'wake'""",
+            """        (
+            "UPDATE workflow_task SET kind = 'wake'""",
+        ),
+    )
+
+
 def _semantic(name: str, title: str, models: str, patch: object, budget: int = 60) -> ZooMutant:
-    return ZooMutant(name=name, title=title, models=models, prop="model", setting=SCRIPTS, patch=patch,  # type: ignore[arg-type]
-                     best="random", gate_budget=budget)
+    return ZooMutant(
+        name=name,
+        title=title,
+        models=models,
+        prop="model",
+        setting=SCRIPTS,
+        patch=patch,  # type: ignore[arg-type]
+        best="random",
+        gate_budget=budget,
+    )
 
 
 SEMANTIC = (
-    _semantic("linear-backoff-off-by-one", "linear backoff one step ahead", "retry delay d*(n+1) for d*n",
-              _linear_backoff),
-    _semantic("exponential-backoff-off-by-one", "exponential backoff doubled", "retry delay d*2**n for d*2**(n-1)",
-              _exponential_backoff),
-    _semantic("match-any-field", "match accepts a partial match", "a filter testing any field instead of all",
-              _match_any_field),
-    _semantic("match-ignored", "match filter ignored", "the first event of the type, whatever its payload",
-              _match_ignored),
-    _semantic("deadline-exclusive", "event at the deadline ignored", "created_at < deadline for <=",
-              _deadline_exclusive),
-    _semantic("received-at-delivery", "received timestamp is the delivery time",
-              "ReceivedEvent.timestamp from the consuming transaction, not the send", _received_at_delivery),
-    _semantic("sleep-until-late", "sleep_until wakes a second late", "an off-by-one in an absolute wake time",
-              _sleep_until_late),
-    _semantic("context-attempt", "StepContext.attempt counts from 0", "the previous attempt's number handed in",
-              _context_attempt),
-    _semantic("context-name", "StepContext.name is the key", "the step key (do:x#2) where the name belongs",
-              _context_name),
-    _semantic("key-numbering", "repeated keys skip #2", "a repeat counter starting one too high",
-              _key_numbering),
-    _semantic("deadline-reset", "wait deadline restarts on replay", "the deadline recomputed instead of read back",
-              _deadline_reset),
-    _semantic("zero-delay-parks", "zero-delay retry hands the task back", "a retry due now treated as later",
-              _zero_delay_parks),
-    _semantic("due-sleep-parks", "a sleep already due hands the task back", "wake_at < now for <=",
-              _due_sleep_parks),
-    _semantic("pause-ignored-on-event", "pause request ignored when a wait gets its event",
-              "one parking point that forgets the requested pause", _pause_ignored_on_event, budget=150),
-    _semantic("event-id-conflict-lost", "an event id reused on another instance is a duplicate",
-              "idempotency keyed without the instance", _event_id_conflict_lost),
-    ZooMutant(name="suffix-search-spins", title="key suffix search spins without yielding", prop="hang",
-              setting=HANGS, models="a loop looking for a free #n that never advances (CPU at 100%, no progress)",
-              patch=_suffix_search_spins, best="random", gate_budget=80),
-    _semantic("refused-wait-keyed", "a refused wait takes a position", "validation after the key was taken: "
-              "the replay finds a hole and errors as nondeterministic", _refused_wait_keyed, budget=150),
-    _semantic("terminal-takes-events", "an ended instance accepts events", "the terminal check dropped",
-              _terminal_takes_events),
+    _semantic(
+        "linear-backoff-off-by-one",
+        "linear backoff one step ahead",
+        "retry delay d*(n+1) for d*n",
+        _linear_backoff,
+    ),
+    _semantic(
+        "exponential-backoff-off-by-one",
+        "exponential backoff doubled",
+        "retry delay d*2**n for d*2**(n-1)",
+        _exponential_backoff,
+    ),
+    _semantic(
+        "match-any-field",
+        "match accepts a partial match",
+        "a filter testing any field instead of all",
+        _match_any_field,
+    ),
+    _semantic(
+        "match-ignored",
+        "match filter ignored",
+        "the first event of the type, whatever its payload",
+        _match_ignored,
+    ),
+    _semantic(
+        "deadline-exclusive",
+        "event at the deadline ignored",
+        "created_at < deadline for <=",
+        _deadline_exclusive,
+    ),
+    _semantic(
+        "received-at-delivery",
+        "received timestamp is the delivery time",
+        "ReceivedEvent.timestamp from the consuming transaction, not the send",
+        _received_at_delivery,
+    ),
+    _semantic(
+        "sleep-until-late",
+        "sleep_until wakes a second late",
+        "an off-by-one in an absolute wake time",
+        _sleep_until_late,
+    ),
+    _semantic(
+        "context-attempt",
+        "StepContext.attempt counts from 0",
+        "the previous attempt's number handed in",
+        _context_attempt,
+    ),
+    _semantic(
+        "context-name",
+        "StepContext.name is the key",
+        "the step key (do:x#2) where the name belongs",
+        _context_name,
+    ),
+    _semantic(
+        "key-numbering", "repeated keys skip #2", "a repeat counter starting one too high", _key_numbering
+    ),
+    _semantic(
+        "deadline-reset",
+        "wait deadline restarts on replay",
+        "the deadline recomputed instead of read back",
+        _deadline_reset,
+    ),
+    _semantic(
+        "zero-delay-parks",
+        "zero-delay retry hands the task back",
+        "a retry due now treated as later",
+        _zero_delay_parks,
+    ),
+    _semantic(
+        "due-sleep-parks", "a sleep already due hands the task back", "wake_at < now for <=", _due_sleep_parks
+    ),
+    _semantic(
+        "pause-ignored-on-event",
+        "pause request ignored when a wait gets its event",
+        "one parking point that forgets the requested pause",
+        _pause_ignored_on_event,
+        budget=150,
+    ),
+    _semantic(
+        "event-id-conflict-lost",
+        "an event id reused on another instance is a duplicate",
+        "idempotency keyed without the instance",
+        _event_id_conflict_lost,
+    ),
+    ZooMutant(
+        name="suffix-search-spins",
+        title="key suffix search spins without yielding",
+        prop="hang",
+        setting=HANGS,
+        models="a loop looking for a free #n that never advances (CPU at 100%, no progress)",
+        patch=_suffix_search_spins,
+        best="random",
+        gate_budget=80,
+    ),
+    _semantic(
+        "refused-wait-keyed",
+        "a refused wait takes a position",
+        "validation after the key was taken: the replay finds a hole and errors as nondeterministic",
+        _refused_wait_keyed,
+        budget=150,
+    ),
+    ZooMutant(
+        name="event-wakes-nobody",
+        title="an event does not wake its waiting instance",
+        prop="P12",
+        setting=CALM_SCRIPTS,
+        models="a signal stored but the sleeper not rescheduled: it wakes at its deadline",
+        patch=_event_wakes_nobody,
+        best="random",
+        gate_budget=30,
+    ),
+    _semantic(
+        "terminal-takes-events",
+        "an ended instance accepts events",
+        "the terminal check dropped",
+        _terminal_takes_events,
+    ),
 )
 
 __all__ = ["SCRIPTS", "SEMANTIC"]

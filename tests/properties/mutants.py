@@ -148,7 +148,7 @@ MUTANTS = (
     Mutant("fence passes a deleted task", "P4", LIFECYCLE, range(24), _p4_fence_passes_deleted_task),
     Mutant("pause accepts terminal instance", "P4", LIFECYCLE, range(5), _p4_pause_terminal),
     Mutant("consumed event not marked", "P5", zoo.PAIRS, range(16), zoo._patch_event_twice),
-    Mutant("event accepted after deadline", "P5", LATE, range(10), zoo._patch_late_event),
+    Mutant("event accepted after deadline", "P5", LATE, range(16), zoo._patch_late_event),
     Mutant("events consumed newest first", "P5", DUPLICATES, range(12), _p5_newest_first),
     Mutant("pause keeps the task", "P6", LIFECYCLE, range(5), _p6_pause_keeps_task),
     Mutant("timers on the runner's skewed clock", "P6", NAPS, range(5), zoo._patch_skewed_timers),
