@@ -4,8 +4,9 @@ An `Oracle` sits beside one simulated database. The simulator hands it everythin
 it happens: each client operation with the engine's answer (the model predicts the answer), each runner
 transition the engine's tracer reports right after its transaction (claim, step call, commit, hand-back,
 finish), and what each step callback saw and did (its `StepContext`, its result or error, a hang). The model
-decides whether each was allowed; `check` then compares the whole observable state, table by table, with
-the model's. Only instances of the model's programs (`properties.programs`) are judged; other workflows in
+decides whether each was allowed; `disagreements` then compares the whole observable state, table by table,
+with the model's, `check_reads` what the client API reads back, and `overdue` whether anything the model
+says is due has waited too long for a runner (P12). Only instances of the model's programs (`properties.programs`) are judged; other workflows in
 the same database are left to the generic properties.
 
 A write whose commit outcome was unknown to its runner (the simulator's `commit_unknown` fault) reaches no
@@ -21,7 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 from engine import EngineError
-
 from engine._store import Claim, StepWrite, Suspension
 from properties.model import Attempt, Model
 from properties.programs import PROGRAMS
@@ -68,9 +68,8 @@ class Oracle:
         self.problems: list[str] = []
         self.task_runs: dict[int, int] = {}  # task id -> run number, from claims (hand-backs omit the run)
         self.attempts: dict[tuple[str, str, int, str, int], Attempt] = {}  # (owner, instance, run, key, n)
-        self.calls: dict[
-            tuple[str, str], tuple[int, str, int]
-        ] = {}  # (owner, instance) -> its last step_call
+        # (owner, instance) -> (run, key, attempt) of its last step_call
+        self.calls: dict[tuple[str, str], tuple[int, str, int]] = {}
         self.touched: dict[str, float] = {}  # instance -> when a runner last reported anything about it
         self.owed: dict[str, tuple[float, str]] = {}  # instance -> since when (and why) progress is owed
 

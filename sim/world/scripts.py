@@ -24,14 +24,18 @@ def _pick(choices: ChoiceSource, options: tuple[Any, ...]) -> Any:
     return options[choices.choose("input", len(options))]
 
 
+def _one_of(choices: ChoiceSource, options: list[dict[str, Any]]) -> dict[str, Any]:
+    return options[choices.choose("input", len(options))]
+
+
 HUGE = "x" * (1024 * 1024 + 1)  # one byte over DESIGN §2's payload limit once JSON-encoded
-BAD_NAMES = ("x#2", "x#2", "x#2", "", "n" * 300)  # refused at the call: INVALID_STEP_NAME, INVALID_ARGUMENT,
-# NAME_TOO_LONG; nothing written, no key used
+# Refused at the call (INVALID_STEP_NAME, INVALID_ARGUMENT, NAME_TOO_LONG): nothing written, no key used.
+BAD_NAMES = ("x#2", "x#2", "x#2", "", "n" * 300)
 
 
 # Callback shapes (properties.programs.Do.shape), plain functions most often; "nested" is refused.
 SHAPES = ("def",) * 6 + ("partial", "object", "slots", "async", "awaitable", "async-awaitable", "nested")
-# How durations are written; the last two are refused (INVALID_ARGUMENT) and rare.
+# How durations are written; the last four are refused (INVALID_ARGUMENT) and rare.
 FORMS = ("seconds",) * 14 + ("text", "text", "timedelta", "timedelta", "bad", "negative", "bool", "list")
 
 
@@ -83,16 +87,18 @@ def _wait(choices: ChoiceSource) -> dict[str, Any]:
     fields = choices.choose("input", 3)  # 0: no match, 1 or 2 fields
     if fields:
         spec["match"] = {k: _pick(choices, (1, 2)) for k in ("k", "j")[:fields]}
-    if choices.flip("input", 0.05):  # a call the engine refuses (the timeouts after keying the wait)
-        bad = choices.choose("input", 5)
+    if choices.flip("input", 0.05):  # a call the engine refuses: type, match or timeout out of range
         spec.update(
-            [
-                {"type": ""},
-                {"type": "t" * 200},
-                {"match": ["k"]},
-                {"timeout": 0.5},
-                {"timeout": 400 * 86400.0},
-            ][bad]
+            _one_of(
+                choices,
+                [
+                    {"type": ""},
+                    {"type": "t" * 200},
+                    {"match": ["k"]},
+                    {"timeout": 0.5},
+                    {"timeout": 400 * 86400.0},
+                ],
+            )
         )
     return spec
 
@@ -123,17 +129,19 @@ def _bad_event(choices: ChoiceSource, iid: str) -> dict[str, Any]:
     base: dict[str, Any] = dict(
         kind="event", workflow="m-script", instance_id=iid, event_type="go", payload=1
     )
-    bad = choices.choose("input", 7)
     base.update(
-        [
-            {"instance_id": "bad id!"},
-            {"instance_id": f"{iid}-nobody"},
-            {"event_type": ""},
-            {"event_id": "bad id"},
-            {"payload": HUGE},
-            {"payload": {1, 2}},
-            {"event_type": "t" * 200},
-        ][bad]
+        _one_of(
+            choices,
+            [
+                {"instance_id": "bad id!"},
+                {"instance_id": f"{iid}-nobody"},
+                {"event_type": ""},
+                {"event_id": "bad id"},
+                {"payload": HUGE},
+                {"payload": {1, 2}},
+                {"event_type": "t" * 200},
+            ],
+        )
     )
     return base
 
@@ -143,14 +151,16 @@ def _bad_create(choices: ChoiceSource, iid: str) -> dict[str, Any]:
     base: dict[str, Any] = dict(
         kind="create", workflow="m-script", instance_id=f"{iid}-x", params={"script": []}
     )
-    bad = choices.choose("input", 4)
     base.update(
-        [
-            {"workflow": "m-missing"},
-            {"instance_id": "bad id!"},
-            {"params": {"script": "none"}},
-            {"params": {"script": [{"op": "sleep", "name": "a", "seconds": 0.0, "pad": HUGE}]}},
-        ][bad]
+        _one_of(
+            choices,
+            [
+                {"workflow": "m-missing"},
+                {"instance_id": "bad id!"},
+                {"params": {"script": "none"}},
+                {"params": {"script": [{"op": "sleep", "name": "a", "seconds": 0.0, "pad": HUGE}]}},
+            ],
+        )
     )
     return base
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from engine import Engine, Retries, parse_duration
+from engine import Engine, EngineError, Retries, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -46,11 +46,14 @@ def test_timedelta() -> None:
             timedelta(seconds=-1)],
 )
 def test_bad_values_raise_value_error_naming_the_value(bad: object) -> None:
-    """Anything outside the grammar (or negative, NaN, infinite, bool) raises ValueError quoting the value."""
+    """Anything outside the grammar (or negative, NaN, infinite, bool) raises INVALID_ARGUMENT quoting the value:
+    an EngineError with a stable code (a bad duration at a step call is a refusal like any other) that is still
+    a ValueError."""
     with pytest.raises(ValueError) as info:
         parse_duration(bad, what="sleep duration")
     assert repr(bad) in str(info.value)
     assert "sleep duration" in str(info.value)
+    assert isinstance(info.value, EngineError) and info.value.code == "INVALID_ARGUMENT"
 
 
 def test_api_arguments_use_the_grammar(rt: object) -> None:
