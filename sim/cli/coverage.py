@@ -198,6 +198,11 @@ EXACT: dict[tuple[str, str], str] = {
     ("engine/_schema.py", 'conn.execute("ROLLBACK")'): _MIGRATIONS,
     ("engine/_schema.py", "raise"): _MIGRATIONS,
     ("engine/_step.py", "except (TypeError, ValueError):"): _UNSIGNED,
+    ("engine/_sqlite_txn.py", "return"): _RACE,
+    ("engine/_workflow.py", "raise"): _SCHEMAS,
+    ("engine/_workflow.py", "return await self.fn(event, step)"): (
+        "WorkflowDefinition.__call__, for user code calling a workflow directly; runners call .fn"
+    ),
     ("engine/_step.py", "cached = False"): _UNSIGNED,
 }
 
