@@ -203,14 +203,6 @@ def script_ops(choices: ChoiceSource, index: int, lease: float) -> list[dict[str
         ops.append(_bad_event(choices, iid))
     if choices.flip("input", 0.3):
         ops.append(dict(kind="read", workflow="m-script", instance_id=iid))
-    if choices.flip("input", 0.3):
-        # A pause somewhere in the run (requested if a runner holds it: it lands at the next suspension point
-        # of whatever kind), and later a resume.
-        at = 1 + choices.choose("input", len(ops))
-        ops[at:at] = [
-            dict(kind="pause", workflow="m-script", instance_id=iid, when_held=choices.flip("input", 0.7))
-        ]
-        ops.append(dict(kind="resume", workflow="m-script", instance_id=iid))
     for n, wait in enumerate(s for s in script if s["op"] == "wait"):
         for m in range(choices.choose("input", 3)):
             type = wait["type"] if choices.flip("input", 0.8) else _pick(choices, EVENT_TYPES)
@@ -229,6 +221,14 @@ def script_ops(choices: ChoiceSource, index: int, lease: float) -> list[dict[str
                     at_deadline=choices.flip("input", 0.25),
                 )
             )
+    if choices.flip("input", 0.3):
+        # A pause anywhere among the instance's ops, events included (requested if a runner holds the
+        # instance: it lands at the next suspension point, whatever its kind), and a resume at the end.
+        at = 1 + choices.choose("input", len(ops))
+        ops[at:at] = [
+            dict(kind="pause", workflow="m-script", instance_id=iid, when_held=choices.flip("input", 0.7))
+        ]
+        ops.append(dict(kind="resume", workflow="m-script", instance_id=iid))
     return ops
 
 
