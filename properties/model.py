@@ -456,6 +456,13 @@ class Model:
             return None
         else:
             ok, value, error, after = attempt.ok, attempt.value, attempt.error, attempt.end
+            if attempt.end > attempt.start + attempt.timeout + EPS:
+                # DESIGN §2: an attempt that outlives its timeout fails with StepTimeoutError; its late result
+                # is discarded, never committed.
+                self._fail(f"{key} of {inst.instance_id} committed attempt {n}'s {'result' if ok else 'error'}, "
+                           f"though the callback ran {attempt.end - attempt.start:g} s past a "
+                           f"{attempt.timeout:g} s timeout")
+                return None
         if ok and request.result != "ok":
             # A result that is not JSON or too large fails the step for good: a retry returns the same value.
             error = "NotSerializable" if request.result == "unjson" else "PayloadTooLarge"

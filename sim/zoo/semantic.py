@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import attrs
 
+import engine._execution as execution
 import engine._records as records
 import engine._sqlite_txn as txn
 import engine._step as step
@@ -175,6 +176,31 @@ def _event_wakes_nobody(p: Patch) -> None:
     )
 
 
+def _bad_result_retried(p: Patch) -> None:
+    rewrite(
+        p,
+        step.WorkflowStep,
+        "do",
+        ("final = bad_result or is_non_retryable(error)", "final = is_non_retryable(error)"),
+    )
+
+
+def _timeout_ignored(p: Patch) -> None:
+    rewrite(p, execution.Execution, "call", ("timeout, key, attempt)", "timeout * 1000, key, attempt)"))
+
+
+def _batch_answers_every_id(p: Patch) -> None:
+    rewrite(p, txn, "create_instances_txn", ("    return created", "    return [i for i, _ in items]"))
+
+
+def _history_newest_first(p: Patch) -> None:
+    rewrite(p, txn, "history_txn", ('"ORDER BY position",', '"ORDER BY position DESC",'))
+
+
+def _cursor_inclusive(p: Patch) -> None:
+    rewrite(p, txn, "list_instances_txn", ("AND seq > ?", "AND seq >= ?"))
+
+
 def _semantic(name: str, title: str, models: str, patch: object, budget: int = 60) -> ZooMutant:
     return ZooMutant(
         name=name,
@@ -300,6 +326,37 @@ SEMANTIC = (
         patch=_event_wakes_nobody,
         best="random",
         gate_budget=30,
+    ),
+    _semantic(
+        "bad-result-retried",
+        "a non-JSON result is retried",
+        "a result that cannot be stored treated as a transient failure (the retry returns the same value)",
+        _bad_result_retried,
+        budget=150,
+    ),
+    _semantic(
+        "timeout-ignored",
+        "the attempt timeout is not applied",
+        "a timeout passed in the wrong unit (ms for s): a hung callback's late result is committed",
+        _timeout_ignored,
+    ),
+    _semantic(
+        "batch-answers-every-id",
+        "create_batch answers every id, not the created ones",
+        "idempotent inserts reported as created",
+        _batch_answers_every_id,
+    ),
+    _semantic(
+        "history-newest-first",
+        "history lists steps newest first",
+        "an ORDER BY turned around",
+        _history_newest_first,
+    ),
+    _semantic(
+        "cursor-inclusive",
+        "a listing cursor repeats the last item",
+        "seq >= cursor for seq > cursor",
+        _cursor_inclusive,
     ),
     _semantic(
         "terminal-takes-events",
