@@ -6,8 +6,8 @@ transition the engine's tracer reports right after its transaction (claim, step 
 finish), and what each step callback saw and did (its `StepContext`, its result or error, a hang). The model
 decides whether each was allowed; `disagreements` then compares the whole observable state, table by table,
 with the model's, `check_reads` what the client API reads back, and `overdue` whether anything the model
-says is due has waited too long for a runner (P12). Only instances of the model's programs (`properties.programs`) are judged; other workflows in
-the same database are left to the generic properties.
+says is due has waited too long for a runner (P12). Only instances of the model's programs
+(`properties.programs`) are judged; other workflows in the same database are left to the generic properties.
 
 A write whose commit outcome was unknown to its runner (the simulator's `commit_unknown` fault) reaches no
 tracer: `unreported` is told the transaction and its arguments, reads what it wrote from the tables and
@@ -130,19 +130,8 @@ class Oracle:
             self.calls[(owner, instance)] = (d["run"], d["key"], d["attempt"])
             m.on_call(instance, d["run"], d["key"], d["attempt"], t)
         elif action == "commit":
-            row = self._step_row(instance, d["run"], d["key"])
-            attempt = self.attempts.get((owner, instance, d["run"], d["key"], row["attempts"] or 0))
-            m.on_commit(
-                instance,
-                d["run"],
-                d["key"],
-                row,
-                d.get("event"),
-                d.get("suspend") is not None,
-                bool(d.get("paused")),
-                t,
-                attempt if row["type"] == "do" else None,
-            )
+            self._commit(owner, instance, d["run"], d["key"], d.get("event"), d.get("suspend") is not None,
+                         bool(d.get("paused")), t)
         elif action == "suspend":
             m.on_suspend(instance, self.task_runs.get(d["task"], -1), bool(d.get("paused")), t)
         elif action == "release":
@@ -188,35 +177,32 @@ class Oracle:
             m.on_claim(instance, run, t)
         elif txn in ("commit_step_txn", "wait_event_txn"):
             write = next(a for a in args if isinstance(a, StepWrite))
-            row = self._step_row(instance, run, write.key)
             consumed = self.conn.execute(
                 "SELECT id FROM workflow_event WHERE instance_id = ? AND consumed_run = ? "
                 "AND consumed_by_step_key = ?",
                 (instance, run, write.key),
             ).fetchone()
-            handed_back = (
-                any(isinstance(a, Suspension) for a in args)
-                if txn == "commit_step_txn"
-                else row["status"] == "waiting"
-            )
-            attempt = self.attempts.get((owner, instance, run, write.key, row["attempts"] or 0))
-            m.on_commit(
-                instance,
-                run,
-                write.key,
-                row,
-                None if consumed is None else consumed[0],
-                handed_back,
-                status == "paused",
-                t,
-                attempt if row["type"] == "do" else None,
-            )
+            # A commit hands the task back with its suspension; a wait whenever it is left waiting (None).
+            handed_back = any(isinstance(a, Suspension) for a in args) if txn == "commit_step_txn" else None
+            event = None if consumed is None else consumed[0]
+            self._commit(owner, instance, run, write.key, event, handed_back, status == "paused", t)
         elif txn == "suspend_txn":
             m.on_suspend(instance, run, status == "paused", t)
         elif txn == "release_txn":
             m.on_release(instance, run, status == "paused", t)
         elif txn == "finish_txn":
             m.on_finish(instance, run, status, output, error, t)
+
+    def _commit(self, owner: str, instance: str, run: int, key: str, event: int | None,
+                handed_back: bool | None, paused: bool, t: float) -> None:
+        """A committed step row, judged with what its callback (this owner's attempt) did; `handed_back`
+        None: the task was handed back if the row is still waiting."""
+        row = self._step_row(instance, run, key)
+        if handed_back is None:
+            handed_back = row["status"] == "waiting"
+        attempt = self.attempts.get((owner, instance, run, key, row["attempts"] or 0))
+        self.model.on_commit(instance, run, key, row, event, handed_back, paused, t,
+                             attempt if row["type"] == "do" else None)
 
     def _ending(self, instance: str) -> tuple[str, Any, tuple[str, str] | None]:
         row = self.conn.execute(

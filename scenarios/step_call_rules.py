@@ -4,9 +4,12 @@
 second `do("x")` keys as `do:x#2` (before issue 10 the two collided and the run looped forever). A step
 awaited inside another step's callback raises NestedStepError (non-retryable) into that callback, so the
 outer step fails at once and the workflow, which catches it, goes on; replays after the sleep agree.
+A wait whose timeout is out of range and a sleep whose duration is not one are refused with INVALID_ARGUMENT
+before they take a key or a position: the replay after the sleep finds no hole where they stood (issue 12:
+the wait's range check used to come after its key, and the replay errored as nondeterministic).
 """
 
-from engine import InvalidStepName, StepFailed, WorkflowEvent, WorkflowStep, define_workflow
+from engine import EngineError, InvalidStepName, StepFailed, WorkflowEvent, WorkflowStep, define_workflow
 from sim.scenario import (
     Scenario,
     advance,
@@ -34,8 +37,15 @@ async def rules(event: WorkflowEvent, step: WorkflowStep):
         nested = await step.do("outer", outer)
     except StepFailed as failed:
         nested = [failed.error_name, failed.attempts]
+    refused = []
+    for call in (lambda: step.wait_for_event("w", type="go", timeout="366 days"),
+                 lambda: step.sleep("bad", "5 parsecs")):
+        try:
+            await call()
+        except EngineError as exc:
+            refused.append(exc.code)
     await step.sleep("nap", "5 s")
-    return [first, verdict, await step.do("x", lambda: 3), nested]
+    return [first, verdict, await step.do("x", lambda: 3), nested, refused]
 
 
 scenario = Scenario("step-call-rules", [rules], runners=["a", "b"], steps=[
@@ -43,7 +53,8 @@ scenario = Scenario("step-call-rules", [rules], runners=["a", "b"], steps=[
     run_until_idle(),
     advance("5 s"),
     run_until_idle(),
-    expect_output("r", [1, "INVALID_STEP_NAME", 3, ["NestedStepError", 1]]),
+    expect_output("r", [1, "INVALID_STEP_NAME", 3, ["NestedStepError", 1],
+                        ["INVALID_ARGUMENT", "INVALID_ARGUMENT"]]),
     expect_history("r", keys=["do:x", "do:outer", "sleep:nap", "do:x#2"],
                    steps={"do:outer": {"status": "errored", "attempts": 1, "error": "NestedStepError"}}),
     expect_calls("outer", 1),

@@ -15,11 +15,11 @@ import click
 from rich.progress import Progress, TaskID
 
 from sim.cli.scenarios import (
-    _paths,
-    _print_summary,
-    _progress,
-    _save_failures,
-    _summary_rows,
+    scenario_paths,
+    print_summary,
+    progress,
+    save_failures,
+    summary_rows,
     console,
     run_scenario_files,
 )
@@ -51,7 +51,7 @@ def _fuzz_legs(profiles: list[str], seeds: int, workers: int, out: Path) -> list
         prof = resolve_profile(name)
         leg = Leg(f"fuzz {name}" + (f" (PCT d={depth})" if depth else ""))
         started = time.perf_counter()
-        with _progress() as bar:
+        with progress() as bar:
             task = bar.add_task(leg.name, total=seeds, status="")
 
             def tick(outcome: SeedOutcome, task: TaskID = task, bar: Progress = bar) -> None:
@@ -106,7 +106,7 @@ def _markdown(
         "| scenario | runs | faults injected | time | result |",
         "|---|---:|---:|---:|---|",
     ]
-    for row in _summary_rows(results):
+    for row in summary_rows(results):
         verdict = "ok" if not row["failed"] else f"**{row['failed']} failed**"
         lines.append(
             f"| {row['scenario']} | {row['runs']} | {row['faults']} | {row['seconds']:.2f}s | {verdict} |"
@@ -157,10 +157,10 @@ def check(
     workers = jobs or default_jobs()
     out = Path(reports)
     started = time.perf_counter()
-    found = _paths((scenario_dir,))
+    found = scenario_paths((scenario_dir,))
     console.print(f"[bold]scenarios[/bold]: {len(found)} files from {scenario_dir}/, {seeds} seeds each")
     results = run_scenario_files(found, seeds=seeds, workers=workers)
-    _print_summary(results, time.perf_counter() - started)
+    print_summary(results, time.perf_counter() - started)
     names = list(profiles) or list(PROFILES)
     console.print(
         f"\n[bold]fuzz[/bold]: {fuzz_seeds} seeds of each of {', '.join(names)} (and PCT) on "
@@ -174,7 +174,7 @@ def check(
         for failure in leg.failures[:3]:
             console.print(f"[red]FAIL {leg.name}[/red]")
             click.echo(failure)
-    saved = _save_failures(results, out) + [path for leg in legs for path in leg.artifacts]
+    saved = save_failures(results, out) + [path for leg in legs for path in leg.artifacts]
     out.mkdir(parents=True, exist_ok=True)
     summary = out / "summary.md"
     summary.write_text(_markdown(results, legs, determinism, time.perf_counter() - started, saved))

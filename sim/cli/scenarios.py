@@ -17,10 +17,12 @@ from sim.scenario.files import Job, discover, jobs_for, load, run_jobs
 
 console = Console()
 
-__all__ = ["run", "run_scenario_files"]
+__all__ = ["print_summary", "progress", "run", "run_scenario_files", "save_failures", "scenario_paths",
+           "summary_rows"]
 
 
-def _progress() -> Progress:
+def progress() -> Progress:
+    """A transient progress bar with a status column, shared by `stepsim run` and `stepsim check`."""
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     TextColumn("{task.fields[status]}"), console=console, transient=True)
 
@@ -30,7 +32,7 @@ def run_scenario_files(paths: list[Path], *, seeds: int, workers: int, only_seed
     """Run the scenario files with a progress bar; returns every result (failures included)."""
     jobs = jobs_for(paths, seeds, only_seed=only_seed, match=match)
     failed = 0
-    with _progress() as bar:
+    with progress() as bar:
         task = bar.add_task("scenarios", total=len(jobs), status="")
 
         def tick(job: Job, result: ScenarioResult) -> None:
@@ -43,7 +45,8 @@ def run_scenario_files(paths: list[Path], *, seeds: int, workers: int, only_seed
         return run_jobs(jobs, workers=workers, progress=tick)
 
 
-def _summary_rows(results: list[ScenarioResult]) -> list[dict[str, Any]]:
+def summary_rows(results: list[ScenarioResult]) -> list[dict[str, Any]]:
+    """One row per scenario: runs, faults injected, seconds and failed runs (table and Markdown)."""
     rows: dict[str, dict[str, Any]] = {}
     for r in results:
         row = rows.setdefault(r.scenario, {"scenario": r.scenario, "runs": 0, "failed": 0, "faults": 0,
@@ -57,12 +60,13 @@ def _summary_rows(results: list[ScenarioResult]) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-def _print_summary(results: list[ScenarioResult], elapsed: float) -> None:
+def print_summary(results: list[ScenarioResult], elapsed: float) -> None:
+    """Print the scenario table and the totals line."""
     table = Table(title=None, show_edge=False, pad_edge=False)
     for col, justify in (("scenario", "left"), ("runs", "right"), ("faults injected", "right"),
                          ("time", "right"), ("result", "left")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for row in _summary_rows(results):
+    for row in summary_rows(results):
         verdict = "[green]ok[/green]" if not row["failed"] else f"[red]{row['failed']} failed[/red]"
         table.add_row(row["scenario"], str(row["runs"]), str(row["faults"]), f"{row['seconds']:.2f}s", verdict)
     console.print(table)
@@ -77,7 +81,8 @@ def _print_summary(results: list[ScenarioResult], elapsed: float) -> None:
                   f"{sum(len(r.injected) for r in results)} faults injected, in {elapsed:.1f}s")
 
 
-def _save_failures(results: list[ScenarioResult], reports: Path) -> list[Path]:
+def save_failures(results: list[ScenarioResult], reports: Path) -> list[Path]:
+    """Write each failed run's report and trace under REPORTS/failures/; returns the folders."""
     saved = []
     for r in results:
         if r.ok:
@@ -91,7 +96,8 @@ def _save_failures(results: list[ScenarioResult], reports: Path) -> list[Path]:
     return saved
 
 
-def _paths(paths: tuple[str, ...]) -> list[Path]:
+def scenario_paths(paths: tuple[str, ...]) -> list[Path]:
+    """The scenario files under `paths`, each loaded once so import errors show before anything runs."""
     try:
         found = discover(paths or ("scenarios",))
         for path in found:
@@ -114,11 +120,11 @@ def _paths(paths: tuple[str, ...]) -> list[Path]:
 def run(paths: tuple[str, ...], seeds: int, only_seed: int | None, match: str | None, jobs: int,
         reports: str) -> None:
     """Run scenario files (default: scenarios/) deterministically and under SEEDS seeds each."""
-    found = _paths(paths)
+    found = scenario_paths(paths)
     started = time.perf_counter()
     results = run_scenario_files(found, seeds=seeds, workers=jobs, only_seed=only_seed, match=match)
-    _print_summary(results, time.perf_counter() - started)
-    saved = _save_failures(results, Path(reports))
+    print_summary(results, time.perf_counter() - started)
+    saved = save_failures(results, Path(reports))
     if saved:
         console.print(f"failure artifacts: {', '.join(str(p) for p in saved[:5])}")
         raise SystemExit(1)

@@ -29,7 +29,7 @@ from sim.core.runtime import SimRuntime
 from sim.core.scheduler import Scheduler, Waiter
 from sim.core.watchdog import Hang, wall_budget
 from sim.world.current import CURRENT_WORLD
-from sim.world.programs import program_workflows
+from sim.world.programs import CallbackReports, program_workflows
 from sim.world.simulation import ClientRuntime, SimStore, fresh_database, run_now
 
 # When other runners are in flight, a tick lets one of them cut in after 1..CUT_IN-1 of its own moves
@@ -41,7 +41,7 @@ MAX_ROUNDS = 30  # settle gives up (and fails) after this many rounds that still
 CALLBACK_TIMEOUT = 7 * 86400.0  # never reached: parked callbacks must not time out under clock jumps
 
 
-class Harness:
+class Harness(CallbackReports):
     """Runners, client, clock, checker and model over one database; what `SimStore` calls its world."""
 
     def __init__(self, *, runners: Iterable[str] = s.RUNNERS, lease: float = s.LEASE, max_tasks: int = 2) -> None:
@@ -117,17 +117,6 @@ class Harness:
     def busy(self, key: str, seconds: float) -> None:  # pragma: no cover - the machine's programs never block
         raise AssertionError("the machine's programs have no sync callbacks that block")
 
-    def _owner(self) -> str:
-        process = self.scheduler.current_process() or "?"
-        store = self.stores.get(process)
-        return store.owner if store is not None else process
-
-    def attempt_started(self, ctx: Any, timeout: float) -> None:
-        self.oracle.attempt_started(self._owner(), ctx, timeout, self.clock.now())
-
-    def attempt_ended(self, ctx: Any, ok: bool, value: Any, error: str = "RuntimeError") -> None:
-        self.oracle.attempt_ended(self._owner(), ctx, ok, value, self.clock.now(), error)
-
     def _runnable(self) -> bool:
         now = self.clock.now()
         return any(w.due is None or w.due <= now for w in self.scheduler.waiters())
@@ -149,8 +138,8 @@ class Harness:
                 while not done() and moves < MAX_MOVES and self._runnable():
                     self.scheduler.step(pick=pick)
                     moves += 1
-        except Hang as exc:
-            self.problems.append(f"hang: {exc}: the engine never yields to the scheduler")
+        except Hang as hang:
+            self.problems.append(f"hang: {hang}: the engine never yields to the scheduler")
             return
         if not done() and moves >= MAX_MOVES:
             self.problems.append(f"ticks did not end within {MAX_MOVES} scheduler moves (livelock?)")

@@ -38,7 +38,34 @@ from properties.programs import (
     SleepUntil,
     TimedOut,
 )
+from properties.oracle import Oracle
+from sim.core.clock import VirtualClock
+from sim.core.scheduler import Scheduler
 from sim.world.current import CURRENT_WORLD
+
+
+class CallbackReports:
+    """What the program adapter reports to a world (the fuzzing World, the machine's Harness): each Do
+    callback's StepContext as it starts and what it did as it ends, passed to the world's oracle under the
+    identity of the runner incarnation that ran it. Needs `scheduler`, `stores`, `clock` and `oracle`."""
+
+    scheduler: Scheduler
+    stores: dict[str, Any]  # runner name -> its store (which knows the incarnation's owner id)
+    clock: VirtualClock
+    oracle: Oracle
+
+    def _owner(self) -> str:
+        process = self.scheduler.current_process() or "?"
+        store = self.stores.get(process)
+        return str(store.owner) if store is not None else process
+
+    def attempt_started(self, ctx: Any, timeout: float) -> None:
+        """Called by the programs' callbacks as they begin (what their StepContext says)."""
+        self.oracle.attempt_started(self._owner(), ctx, timeout, self.clock.now())
+
+    def attempt_ended(self, ctx: Any, ok: bool, value: Any, error: str = "RuntimeError") -> None:
+        """Called by the programs' callbacks as they return or raise."""
+        self.oracle.attempt_ended(self._owner(), ctx, ok, value, self.clock.now(), error)
 
 
 def program_workflows(default_timeout: float) -> list[WorkflowDefinition]:
@@ -250,4 +277,4 @@ def _callback(request: Do, timeout: float, step: WorkflowStep) -> Any:
     return plain
 
 
-__all__ = ["program_workflows"]
+__all__ = ["CallbackReports", "program_workflows"]

@@ -27,7 +27,7 @@ from sim.core.runtime import SimRuntime
 from sim.core.scheduler import Scheduler, SimulationError, Waiter
 from sim.core.trace import Trace
 from sim.core.watchdog import Hang, wall_budget
-from sim.world.programs import program_workflows
+from sim.world.programs import CallbackReports, program_workflows
 from sim.world.workload import Op, Profile, build_workload, library
 
 
@@ -136,7 +136,7 @@ class RunResult:
         return not self.violations
 
 
-class World:
+class World(CallbackReports):
     """One simulated run; build it, call `run()`, read the RunResult."""
 
     def __init__(
@@ -258,19 +258,6 @@ class World:
 
     # -- step callbacks --------------------------------------------------------------------------
 
-    def _owner(self) -> str:
-        process = self.scheduler.current_process() or "?"
-        store = self.stores.get(process)
-        return store.owner if store is not None else process
-
-    def attempt_started(self, ctx: Any, timeout: float) -> None:
-        """Called by the programs' callbacks as they begin (what their StepContext says)."""
-        self.oracle.attempt_started(self._owner(), ctx, timeout, self.clock.now())
-
-    def attempt_ended(self, ctx: Any, ok: bool, value: Any, error: str = "RuntimeError") -> None:
-        """Called by the programs' callbacks as they return or raise."""
-        self.oracle.attempt_ended(self._owner(), ctx, ok, value, self.clock.now(), error)
-
     def busy(self, key: str, seconds: float) -> None:
         """Called from inside simulated sync step callbacks: the call blocks its runner for `seconds`."""
         process = self.scheduler.current_process() or "?"
@@ -317,8 +304,7 @@ class World:
                 "SELECT MIN(wake_at) FROM workflow_step WHERE instance_id = ? AND type = 'wait_for_event' "
                 "AND status = 'waiting'", (op.instance_id,)).fetchone()
             if row[0] is not None and row[0] > self.clock.now():
-                self.clock.jump(row[0])
-                self.checker.on_fault("clock_jump", row[0])  # leases held meanwhile may lapse (P11)
+                self._advance_to(row[0])
         self.record("client", op.kind, **op.detail())
         self.checker.on_fault(op.kind, self.clock.now())  # pause, terminate and restart may end a lease
         got = self._apply(op)
@@ -357,8 +343,7 @@ class World:
             op = self.ops.pop(0)
             if op.late and c.flip("fault", f.late_event):
                 self.fault("late_event", "client", instance=op.instance_id)
-                self.clock.advance(self.profile.late_by)
-                self.checker.on_fault("clock_jump", self.clock.now())  # timers fired meanwhile are owed now
+                self._advance_to(self.clock.now() + self.profile.late_by)
             self._client(op)
         elif alive and self.crashes < f.max_crashes and c.flip("fault", f.crash):
             self.crash(alive[c.choose("fault", len(alive))])
@@ -367,8 +352,7 @@ class World:
         elif c.flip("fault", f.clock_jump):
             jump = self.profile.lease * (1 + c.choose("time", 3))
             self.fault("clock_jump", "world", seconds=jump)
-            self.clock.advance(jump)
-            self.checker.on_fault("clock_jump", self.clock.now())
+            self._advance_to(self.clock.now() + jump)
         elif alive and c.flip("fault", f.skew):
             name = alive[c.choose("fault", len(alive))]
             offset = (-120.0, -10.0, 10.0, 120.0)[c.choose("fault", 4)]
@@ -394,6 +378,12 @@ class World:
             self.record(moved.process, "move", label=moved.label)
         return True
 
+    def _advance_to(self, t: float) -> None:
+        """Move the clock forward as a fault or a client's timing does: leases held meanwhile may lapse (P11)
+        and timers that fired meanwhile are owed from now (P12), so the checker restarts its windows at `t`."""
+        self.clock.jump(t)
+        self.checker.on_fault("clock_jump", t)
+
     def _let_stalls_pass(self) -> None:
         """When only stalled runners could move now, time passes to the first moment another runner's timer
         is due or a stall ends, whichever is earlier: a stall freezes its own runner, not the others' timers
@@ -407,18 +397,11 @@ class World:
             self.clock.jump(min([*self.stalled.values(), *(w.due for w in free if w.due is not None)]))
 
     def _pick(self, waiters: Sequence[Waiter]) -> int:
-        """Scheduler pick honouring stalls: a stalled runner does not move until its stall ends, and when
-        only stalled runners could move, time passes until the first stall ends (its lease has expired)."""
+        """Scheduler pick honouring stalls: a stalled runner does not move until its stall ends. Some other
+        waiter is always eligible here: `_let_stalls_pass` ran just before this step."""
         if self.stalled:
-            now = self.clock.now()
-            self.stalled = {n: u for n, u in self.stalled.items() if u > now}
             free = [i for i, w in enumerate(waiters) if w.process not in self.stalled]
-            while not free:
-                name, until = min(self.stalled.items(), key=lambda item: (item[1], item[0]))
-                self.clock.jump(max(until, self.clock.now()))
-                del self.stalled[name]
-                free = [i for i, w in enumerate(waiters) if w.process not in self.stalled]
-            if len(free) < len(waiters):
+            if free and len(free) < len(waiters):
                 sub = [waiters[i] for i in free]
                 index = self.picker(sub) if self.picker else self.choices.choose("sched", len(sub))
                 return free[index]
@@ -478,8 +461,9 @@ class World:
         """Faults off, every runner alive, skew gone, outstanding events delivered; then all must end."""
         self.faults = FaultConfig.none()
         self.record("world", "liveness")
+        down = self._down()
         for name in sorted(self.stores):
-            if name in self._down():
+            if name in down:
                 self._start_runner(name)
             else:
                 self.scheduler_runtime(name).offset = 0.0

@@ -201,6 +201,11 @@ def _cursor_inclusive(p: Patch) -> None:
     rewrite(p, txn, "list_instances_txn", ("AND seq > ?", "AND seq >= ?"))
 
 
+def _duration_uncoded(p: Patch) -> None:
+    # The shipped bug: a bad duration at a step call raised a bare ValueError, no code, not a refusal.
+    rewrite(p, step, "parse_duration", ("raise InvalidArgument(", "raise ValueError(", 4))
+
+
 def _semantic(name: str, title: str, models: str, patch: object, budget: int = 60) -> ZooMutant:
     return ZooMutant(
         name=name,
@@ -357,6 +362,12 @@ SEMANTIC = (
         "a listing cursor repeats the last item",
         "seq >= cursor for seq > cursor",
         _cursor_inclusive,
+    ),
+    _semantic(
+        "duration-uncoded",
+        "a bad duration at a step call has no error code",
+        "a parser raising a bare ValueError where the API promises INVALID_ARGUMENT",
+        _duration_uncoded,
     ),
     _semantic(
         "terminal-takes-events",
