@@ -126,20 +126,24 @@ class Execution:
         (issue 10: a 70 s sync step under a 60 s lease lost its lease and ran forever).
         """
         args = () if context is None else (context,)
+        started = self.now()
         if _is_async(fn):
             value = fn(*args)
         else:
             value = self._run_sync(fn, *args)
         if inspect.isawaitable(value):
             # One timeout for the whole attempt, also when a sync callable returned a coroutine.
-            value = await self._guard(_settled(value), timeout, key, attempt)
+            value = await self._guard(_settled(value), timeout, key, attempt, started)
         return value
 
-    async def _guard(self, awaitable: Awaitable[Any], timeout: float, key: str, attempt: int) -> Any:
+    async def _guard(self, awaitable: Awaitable[Any], timeout: float, key: str, attempt: int,
+                     started: float) -> Any:
         """Await the callback, its attempt timeout and the heartbeat's lease-lost signal; first one wins.
 
         On timeout the callback is cancelled (a sync one in a thread runs on, its result discarded) and the
-        attempt fails; on a lost lease the whole execution is abandoned.
+        attempt fails; on a lost lease the whole execution is abandoned. A callback that finished in the same
+        turn as its timer, but after its deadline (a loop blocked by other code, a clock that jumped), outlived
+        its timeout all the same: its outcome is discarded (DESIGN §2).
         """
         # The callback runs in its own task (its own context, its own current_task() for asyncio.timeout,
         # TaskGroup and cancel scopes). One turn of the loop first: a callback that never suspends is done
@@ -162,7 +166,7 @@ class Execution:
             timer.cancel()
             raise
         timer.cancel()
-        if work.done():
+        if work.done() and self.now() - started <= timeout:
             return work.result()
         work.cancel()
         try:

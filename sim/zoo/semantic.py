@@ -38,6 +38,15 @@ SCRIPTS = Setting(
 )
 
 
+# Scripts under clock jumps: a callback's end and its timeout timer become ready in the same instant.
+JUMPS = Setting(
+    attrs.evolve(
+        mutant_profile("jumping-scripts", clock_jump=0.2, step_raise=0.05),
+        scripts=1.0,
+    )
+)
+
+
 # Scripts with no faults at all: any delay in taking up due work is the engine's (P12).
 CALM_SCRIPTS = Setting(attrs.evolve(mutant_profile("calm-scripts"), scripts=1.0))
 
@@ -186,7 +195,15 @@ def _bad_result_retried(p: Patch) -> None:
 
 
 def _timeout_ignored(p: Patch) -> None:
-    rewrite(p, execution.Execution, "call", ("timeout, key, attempt)", "timeout * 1000, key, attempt)"))
+    rewrite(p, execution.Execution, "call",
+            ("timeout, key, attempt, started)", "timeout * 1000, key, attempt, started)"))
+
+
+def _late_result_kept(p: Patch) -> None:
+    # The shipped bug (found by the model on default seed 1051): the first of callback and timer to be seen
+    # wins, so a callback that returned in the same turn as its timer, past its deadline, was committed.
+    rewrite(p, execution.Execution, "_guard", ("if work.done() and self.now() - started <= timeout:",
+                                               "if work.done():"))
 
 
 def _batch_answers_every_id(p: Patch) -> None:
@@ -344,6 +361,16 @@ SEMANTIC = (
         "the attempt timeout is not applied",
         "a timeout passed in the wrong unit (ms for s): a hung callback's late result is committed",
         _timeout_ignored,
+    ),
+    attrs.evolve(
+        _semantic(
+            "late-result-kept",
+            "a result past its deadline kept",
+            "callback and timer ready in one turn: the callback's late outcome wins the race",
+            _late_result_kept,
+            budget=300,
+        ),
+        setting=JUMPS,
     ),
     _semantic(
         "batch-answers-every-id",

@@ -351,6 +351,41 @@ def test_attempt_timeout_cancels_the_async_callback_and_retries(rt: ManualRuntim
     run_async(main())
 
 
+def test_a_result_that_lands_with_its_timer_but_past_the_deadline_is_discarded(rt: ManualRuntime) -> None:
+    """The callback and its timer become ready in one turn of the loop (here a clock jump; in production a
+    loop blocked by other code): the attempt outlived its timeout, so its result is never committed.
+    Found by the reference model on a fuzz seed with a clock-jump fault."""
+    gate = asyncio.Event()
+
+    @define_workflow("jumped")
+    async def jumped(event: WorkflowEvent, step: WorkflowStep) -> Any:
+        async def call(ctx: StepContext) -> str:
+            if ctx.attempt == 1:
+                await gate.wait()
+            return f"attempt {ctx.attempt}"
+
+        return await step.do("call", call, retries=Retries(limit=1, delay="1 s", backoff="constant"),
+                             timeout="10 s")
+
+    async def main() -> None:
+        async with Engine(workflows=[jumped], runtime=rt) as eng:
+            iid = await eng.create("jumped")
+            running = asyncio.ensure_future(eng.tick())
+            await settle()
+            rt.t += 30  # the clock jumps past the deadline before the timer fires
+            gate.set()
+            await rt.advance(0)
+            await finished(running)
+            (rec,) = (await eng.history("jumped", iid)).steps
+            assert (rec.status, rec.attempts) == ("waiting", 1)
+            assert rec.error is not None and rec.error.name == "StepTimeoutError"
+            await rt.advance(1)
+            await eng.run_until_idle()
+            assert (await eng.status("jumped", iid)).output == "attempt 2"
+
+    run_async(main())
+
+
 def test_default_timeout_is_ten_minutes(rt: ManualRuntime) -> None:
     """Without timeout=, an async attempt is cut off after exactly 600 s (its lease renewed meanwhile)."""
     @define_workflow("slowdefault")
