@@ -23,7 +23,6 @@ attempt, and the engine must record exactly it.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -31,7 +30,6 @@ import attrs
 
 from properties.programs import (
     MAX_EVENT_TYPE,
-    MAX_PAYLOAD_BYTES,
     NON_RETRYABLE,
     PROGRAMS,
     Do,
@@ -44,10 +42,10 @@ from properties.programs import (
     TimedOut,
     Wait,
     call_error,
-    params_valid,
     received,
 )
 from properties.state import TERMINAL
+from properties.workflows import Ended, Unmodelable, WorkflowSpec, model_workflows, stored_form
 
 EPS = 1e-6  # float slack for times computed as `now + seconds` on both sides
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_:-]{0,127}$")  # DESIGN §2: instance and event ids
@@ -56,11 +54,7 @@ MAX_BATCH = 100
 
 def _payload_error(value: Any) -> str | None:
     """NOT_JSON_SERIALIZABLE or PAYLOAD_TOO_LARGE for a value the engine would refuse to store, else None."""
-    try:
-        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError):
-        return "NOT_JSON_SERIALIZABLE"
-    return "PAYLOAD_TOO_LARGE" if len(text) > MAX_PAYLOAD_BYTES else None
+    return stored_form(value)[0]
 
 
 # --- state ------------------------------------------------------------------------------------------------
@@ -106,6 +100,7 @@ class InstanceState:
     pause_requested: bool = False
     steps: dict[tuple[int, str], StepState] = attrs.Factory(dict)  # every run's journal, keyed (run, key)
     claimed_at: float = 0.0  # when the current run was last claimed: lower bound of a runner's `now`
+    created_at: float = 0.0  # when it was created: the workflow's `event.timestamp`
 
 
 @attrs.define
@@ -119,6 +114,7 @@ class Attempt:
     ok: bool = False
     value: Any = None
     error: str = "RuntimeError"  # the class of what it raised
+    final: bool = False  # what it raised opts out of retries (NonRetryableError or `non_retryable = True`)
 
 
 @attrs.frozen
@@ -129,7 +125,7 @@ class Pending:
     request: Request | None = None
     step: StepState | None = None
     output: Any = None
-    error: tuple[str, str] | None = None
+    error: tuple[str, str | None] | None = None  # a message None: only the engine knows the wording
 
 
 def _timeout_message(key: str, attempt: int, timeout: float) -> str:
@@ -139,34 +135,36 @@ def _timeout_message(key: str, attempt: int, timeout: float) -> str:
 class Model:
     """Instances and events as the engine's users see them; `violations` lists every disagreement."""
 
-    def __init__(self) -> None:
+    def __init__(self, workflows: dict[str, WorkflowSpec] | None = None) -> None:
+        self.workflows = workflows if workflows is not None else model_workflows()
         self.instances: dict[str, InstanceState] = {}  # instance ids are unique across workflows here
         self.events: list[EventState] = []
         self.violations: list[str] = []
+        self.dropped: dict[str, str] = {}  # instance -> why the model cannot follow its workflow
 
     def _fail(self, message: str) -> None:
         self.violations.append(message)
 
     # -- client operations: each returns the outcome the engine must report --------------------------------
 
-    def create(self, workflow: str, instance_id: str, params: Any) -> bool:
+    def create(self, workflow: str, instance_id: str, params: Any, now: float = 0.0) -> bool:
         """Create a queued instance; an existing id is left alone (idempotent). True if created."""
         if instance_id in self.instances:
             return False
-        self.instances[instance_id] = InstanceState(workflow, instance_id, params)
+        self.instances[instance_id] = InstanceState(workflow, instance_id, params, created_at=now)
         return True
 
-    @staticmethod
-    def refuse_create(workflow: str, instance_id: Any, params: Any) -> str | None:
-        """The code a create of these (of a known program) is refused with, checked in the engine's order:
-        the id, the params schema, then the encoded size."""
+    def refuse_create(self, workflow: str, instance_id: Any, params: Any) -> str | None:
+        """The code a create of these (of a known workflow) is refused with, checked in the engine's order:
+        the id, the params schema, then the encoded size of the params as stored."""
         if not isinstance(instance_id, str) or not ID_PATTERN.match(instance_id):
             return "INVALID_ID"
-        if not params_valid(workflow, params):
+        spec = self.workflows[workflow]
+        if not spec.valid(params):
             return "INVALID_PARAMS"
-        return _payload_error(params)
+        return _payload_error(spec.stored(params))
 
-    def create_batch(self, workflow: str, items: list[Any]) -> list[str] | str:
+    def create_batch(self, workflow: str, items: list[Any], now: float = 0.0) -> list[str] | str:
         """The ids a batch of (id, params) items creates (existing ids and repeats skipped), or the code of its
         first bad item (anything but a pair is not a mapping: INVALID_ARGUMENT) and nothing created (one
         invalid item rejects the whole batch)."""
@@ -178,7 +176,7 @@ class Model:
             code = self.refuse_create(workflow, *item)
             if code is not None:
                 return code
-        return [iid for iid, params in items if self.create(workflow, iid, params)]
+        return [iid for iid, params in items if self.create(workflow, iid, params, now)]
 
     def send_event(self, instance_id: str, type: str, payload: Any, event_id: str | None, now: float,
                    row_id: int | None = None) -> str:
@@ -248,11 +246,14 @@ class Model:
     # -- replay ------------------------------------------------------------------------------------------
 
     def replay(self, inst: InstanceState) -> Pending:
-        """Run the program against the current run's journal, as the engine does on every resume."""
-        gen = PROGRAMS[inst.workflow](inst.params)
+        """Run the program against the current run's journal, as the engine does on every resume. Raises
+        Unmodelable for a workflow the model cannot follow (see `follow`)."""
+        gen = self.workflows[inst.workflow].program(inst.params, inst.instance_id, inst.created_at, inst.run)
+        journal = [key for (run, key) in inst.steps if run == inst.run]  # in position order
         seen: dict[str, int] = {}
         send: Any = None
         throw: BaseException | None = None
+        position = 0
         while True:
             try:
                 request = gen.throw(throw) if throw is not None else gen.send(send)
@@ -262,6 +263,8 @@ class Model:
                 return Pending(error=(failed.error_name, failed.message))
             except TimedOut as timed_out:
                 return Pending(error=("WaitForEventTimeout", str(timed_out)))
+            except Ended as ended:
+                return Pending(error=(ended.name, ended.message))
             refused = call_error(request)
             if refused is not None and not refused[1]:
                 send, throw = None, Refused(refused[0])
@@ -272,6 +275,10 @@ class Model:
             if refused is not None:  # refused after keying: the key is used up, nothing is written
                 send, throw = None, Refused(refused[0])
                 continue
+            if position < len(journal) and journal[position] != key:
+                # DESIGN §2: a replay that meets another step than history records at that position.
+                return Pending(error=("NondeterminismError", None))
+            position += 1
             step = inst.steps.get((inst.run, key))
             send, throw = None, None
             if step is None or step.status == "waiting":
@@ -279,11 +286,23 @@ class Model:
             if step.status == "completed":
                 send = step.result
             elif isinstance(request, Do):
-                throw = Failed(step.error or "", step.message or "", step.attempts)
+                throw = Failed(step.error or "", step.message or "", step.attempts, key)
             elif isinstance(request, Wait):
                 throw = TimedOut(f"no {request.event_type!r} event before the deadline")
             else:  # a sleep never errors
                 return Pending(key=key, request=request, step=step)
+
+    def follow(self, inst: InstanceState) -> Pending | None:
+        """`replay`, or None once the model has let the instance go because it cannot follow its workflow
+        (an `Unmodelable` one): from then on the instance, and its events, are left to the generic
+        properties."""
+        try:
+            return self.replay(inst)
+        except Unmodelable as exc:
+            self.instances.pop(inst.instance_id, None)
+            self.events = [e for e in self.events if e.instance != inst.instance_id]
+            self.dropped[inst.instance_id] = str(exc)
+            return None
 
     def acceptable_event(self, inst: InstanceState, request: Wait, deadline: float) -> EventState | None:
         """The oldest unconsumed event this wait accepts (type and every `match` field), sent to the current
@@ -299,7 +318,9 @@ class Model:
         inst = self.instances[instance_id]
         if inst.status in TERMINAL or inst.status == "paused":
             return None
-        p = self.replay(inst)
+        p = self.follow(inst)
+        if p is None:
+            return None
         if p.key is None:
             return "its run can finish"
         step, request = p.step, p.request
@@ -345,7 +366,9 @@ class Model:
         inst = self._live(instance_id, run, f"callback of {key}")
         if inst is None:
             return
-        p = self.replay(inst)
+        p = self.follow(inst)
+        if p is None:
+            return
         if p.key != key or not isinstance(p.request, Do):
             self._fail(f"callback of {key} ran but {instance_id}'s pending step is {p.key}")
             return
@@ -362,7 +385,9 @@ class Model:
         inst = self._live(instance_id, run, f"commit of {key}")
         if inst is None:
             return
-        p = self.replay(inst)
+        p = self.follow(inst)
+        if p is None:
+            return
         if p.key != key:
             self._fail(f"{instance_id} committed {key} but its pending step is {p.key or 'none (run is done)'}")
             return
@@ -444,7 +469,15 @@ class Model:
         key = p.key
         assert key is not None
         n = (p.step.attempts if p.step else 0) + 1
-        if attempt is None:
+        final = False
+        if attempt is None and request.opaque:
+            # A user's callback nobody reported on (its report was lost with a crash): what it did is only
+            # known from the row, which must still follow every other rule.
+            ok = row["status"] == "completed"
+            value = row["result"] if ok else row.get("error_message")
+            error, after = row["error_name"] or "RuntimeError", inst.claimed_at
+            final = row["status"] == "errored" and n < request.limit + 1
+        elif attempt is None:
             ok, value = request.outcome(n)  # the machine's callbacks are pure: no fault, no timeout
             error, after = "RuntimeError", t
         elif row["error_name"] == "StepTimeoutError" and t >= attempt.start + attempt.timeout - EPS:
@@ -455,7 +488,7 @@ class Model:
                        f"at {attempt.start} with a {attempt.timeout:g} s timeout, had not returned")
             return None
         else:
-            ok, value, error, after = attempt.ok, attempt.value, attempt.error, attempt.end
+            ok, value, error, after, final = attempt.ok, attempt.value, attempt.error, attempt.end, attempt.final
             if attempt.end > attempt.start + attempt.timeout + EPS:
                 # DESIGN §2: an attempt that outlives its timeout fails with StepTimeoutError; its late result
                 # is discarded, never committed.
@@ -463,13 +496,14 @@ class Model:
                            f"though the callback ran {attempt.end - attempt.start:g} s past a "
                            f"{attempt.timeout:g} s timeout")
                 return None
-        if ok and request.result != "ok":
+        code, stored = stored_form(value) if ok else (None, None)
+        if code is not None:
             # A result that is not JSON or too large fails the step for good: a retry returns the same value.
-            error = "NotSerializable" if request.result == "unjson" else "PayloadTooLarge"
+            error = "NotSerializable" if code == "NOT_JSON_SERIALIZABLE" else "PayloadTooLarge"
             return StepState("do", "errored", n, error=error, message=row.get("error_message"))
         if ok:
-            return StepState("do", "completed", n, result=value)
-        if n >= request.limit + 1 or error in NON_RETRYABLE:
+            return StepState("do", "completed", n, result=stored)
+        if n >= request.limit + 1 or error in NON_RETRYABLE or final:
             return StepState("do", "errored", n, error=error, message=value)
         delay = request.delay_after(n)
         retry_at = row["next_retry_at"]
@@ -486,7 +520,9 @@ class Model:
         inst = self._live(instance_id, run, "hand-back")
         if inst is None:
             return
-        p = self.replay(inst)
+        p = self.follow(inst)
+        if p is None:
+            return
         step = p.step
         due_at = None if step is None else (step.next_retry_at if isinstance(p.request, Do) else step.wake_at)
         if step is None or not isinstance(p.request, (Do, Sleep, SleepUntil)) or due_at is None \
@@ -517,15 +553,21 @@ class Model:
         inst = self._live(instance_id, run, f"finish ({status})")
         if inst is None:
             return
-        p = self.replay(inst)
+        p = self.follow(inst)
+        if p is None:
+            return
         if p.key is not None:
             self._fail(f"{instance_id} finished {status} at {t} but {p.key} is still pending")
             return
-        want = ("errored", None, p.error) if p.error is not None else ("complete", p.output, None)
-        code = _payload_error(p.output) if p.error is None else None
+        ending, value = p.error, p.output
+        if ending is None:
+            ending, value = self.workflows[inst.workflow].output(p.output)
+        code, stored = stored_form(value) if ending is None else (None, None)
         if code is not None:  # an output the engine cannot store errors the run (the message is the engine's)
-            name = "NotSerializable" if code == "NOT_JSON_SERIALIZABLE" else "PayloadTooLarge"
-            want = ("errored", None, (name, error[1] if error else ""))
+            ending = ("NotSerializable" if code == "NOT_JSON_SERIALIZABLE" else "PayloadTooLarge", None)
+        if ending is not None and ending[1] is None:  # only the engine knows the wording
+            ending = (ending[0], error[1] if error is not None and error[0] == ending[0] else "")
+        want = ("errored", None, ending) if ending is not None else ("complete", stored, None)
         if (status, output, error) != want:
             self._fail(f"{instance_id} finished with (status, output, error) = {(status, output, error)}, "
                        f"the model expects {want}")

@@ -23,8 +23,9 @@ from typing import Any
 
 from engine import EngineError
 from engine._store import Claim, StepWrite, Suspension
+from engine import WorkflowDefinition
 from properties.model import Attempt, Model
-from properties.programs import PROGRAMS
+from properties.workflows import model_workflows
 
 
 def _info_shape(info: Any) -> tuple[Any, ...]:
@@ -62,11 +63,14 @@ def _decode(text: str | None) -> Any:
 class Oracle:
     """The model plus the bookkeeping that turns tracer records and callback reports into its inputs."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, workflows: tuple[WorkflowDefinition, ...] = ()) -> None:
+        """`workflows`: definitions judged besides the model's programs, run by the model itself
+        (`properties.workflows`); their callbacks must report their attempts like the programs' do."""
         self.conn = conn
-        self.model = Model()
+        self.model = Model(model_workflows(workflows))
         self.problems: list[str] = []
         self.task_runs: dict[int, int] = {}  # task id -> run number, from claims (hand-backs omit the run)
+        self.task_workflows: dict[int, str] = {}  # task id -> its workflow (the runner's records omit it)
         self.attempts: dict[tuple[str, str, int, str, int], Attempt] = {}  # (owner, instance, run, key, n)
         # (owner, instance) -> (run, key, attempt) of its last step_call
         self.calls: dict[tuple[str, str], tuple[int, str, int]] = {}
@@ -78,15 +82,17 @@ class Oracle:
         """Every disagreement so far: the model's and the oracle's own."""
         return self.model.violations + self.problems
 
-    def judged(self, instance_id: str) -> bool:
-        """True for instances of the model's programs."""
-        return instance_id in self.model.instances
+    def judged(self, instance_id: str, workflow: str | None = None) -> bool:
+        """True for the instances the model judges (of `workflow`, if given: ids are unique per workflow, and
+        the model judges the first workflow an id was created in)."""
+        inst = self.model.instances.get(instance_id)
+        return inst is not None and (workflow is None or inst.workflow == workflow)
 
     # -- callbacks (reported by the program adapter) --------------------------------------------------------
 
     def attempt_started(self, owner: str, ctx: Any, timeout: float, t: float) -> None:
         """A callback began: its StepContext must describe the step call its runner just reported."""
-        if not self.judged(ctx.instance_id):
+        if not self.judged(ctx.instance_id, ctx.workflow):
             return
         call = self.calls.get((owner, ctx.instance_id))
         base = ctx.step_key.split("#", 1)[0]
@@ -107,19 +113,22 @@ class Oracle:
         )
 
     def attempt_ended(
-        self, owner: str, ctx: Any, ok: bool, value: Any, t: float, error: str = "RuntimeError"
+        self, owner: str, ctx: Any, ok: bool, value: Any, t: float, error: str = "RuntimeError",
+        final: bool = False,
     ) -> None:
-        """A callback returned `value` (ok) or raised an `error` with message `value`."""
+        """A callback returned `value` (ok) or raised an `error` with message `value` (`final`: one that opts
+        out of retries)."""
         attempt = self.attempts.get((owner, ctx.instance_id, ctx.run_number, ctx.step_key, ctx.attempt))
-        if attempt is not None and attempt.end is None:
+        if attempt is not None and attempt.end is None and self.judged(ctx.instance_id, ctx.workflow):
             attempt.end, attempt.ok, attempt.value, attempt.error = t, ok, value, error
+            attempt.final = final
 
     # -- runner transitions (the engine's tracer) -----------------------------------------------------------
 
     def on_engine(self, owner: str, action: str, d: dict[str, Any], t: float) -> None:
         """One tracer record, right after the transaction it describes."""
         instance = d.get("instance")
-        if instance is None or not self.judged(instance):
+        if instance is None or not self.judged(instance, self._workflow_of(d)):
             return
         self.touched[instance] = t
         m = self.model
@@ -141,6 +150,20 @@ class Oracle:
         elif action == "finish":
             status, output, error = self._ending(instance)
             m.on_finish(instance, d["run"], d["status"], output, error, t)
+
+    def _workflow_of(self, d: dict[str, Any]) -> str | None:
+        """The workflow a tracer record is about: named in it, or that of its task."""
+        if "workflow" in d:
+            return str(d["workflow"])
+        task = d.get("task")
+        if task is None:
+            return None
+        if task not in self.task_workflows:
+            row = self.conn.execute("SELECT workflow_name FROM workflow_task WHERE id = ?", (task,)).fetchone()
+            if row is None:
+                return None
+            self.task_workflows[task] = row[0]
+        return self.task_workflows[task]
 
     def overdue(self, now: float, quiet_since: float, bound: float) -> list[str]:
         """P12 (prompt progress): instances the model says the engine has owed progress (a retry or wake-up
@@ -168,7 +191,7 @@ class Oracle:
         """Transaction `txn(conn, *args)` landed with `result`, but its runner was told it failed (commit
         outcome unknown): judge what it did as if the tracer had reported it."""
         claim = result if isinstance(result, Claim) else next((a for a in args if isinstance(a, Claim)), None)
-        if claim is None or not self.judged(claim.instance_id):
+        if claim is None or not self.judged(claim.instance_id, claim.workflow):
             return
         m, instance, run = self.model, claim.instance_id, claim.run_number
         status, output, error = self._ending(instance)
@@ -178,9 +201,9 @@ class Oracle:
         elif txn in ("commit_step_txn", "wait_event_txn"):
             write = next(a for a in args if isinstance(a, StepWrite))
             consumed = self.conn.execute(
-                "SELECT id FROM workflow_event WHERE instance_id = ? AND consumed_run = ? "
+                "SELECT id FROM workflow_event WHERE workflow_name = ? AND instance_id = ? AND consumed_run = ? "
                 "AND consumed_by_step_key = ?",
-                (instance, run, write.key),
+                (claim.workflow, instance, run, write.key),
             ).fetchone()
             # A commit hands the task back with its suspension; a wait whenever it is left waiting (None).
             handed_back = any(isinstance(a, Suspension) for a in args) if txn == "commit_step_txn" else None
@@ -206,8 +229,9 @@ class Oracle:
 
     def _ending(self, instance: str) -> tuple[str, Any, tuple[str, str] | None]:
         row = self.conn.execute(
-            "SELECT status, output, error_name, error_message FROM workflow_instance WHERE instance_id = ?",
-            (instance,),
+            "SELECT status, output, error_name, error_message FROM workflow_instance WHERE workflow_name = ? "
+            "AND instance_id = ?",
+            (self.model.instances[instance].workflow, instance),
         ).fetchone()
         error = None if row["error_name"] is None else (row["error_name"], row["error_message"])
         return row["status"], _decode(row["output"]), error
@@ -254,16 +278,22 @@ class Oracle:
         (id, params) pairs), the run number (restart), "ok" or an error code. Workflow names starting with
         "m-" that are no program stand for a workflow the engine does not know."""
         m = self.model
-        if workflow not in PROGRAMS:
+        if workflow not in m.workflows:
             return "WORKFLOW_NOT_FOUND" if workflow.startswith("m-") else NOT_JUDGED
+        if instance in m.dropped or (instance in m.instances and m.instances[instance].workflow != workflow):
+            return NOT_JUDGED  # a workflow the model cannot follow, or an id it already judges in another one
         if kind == "create":
             code = m.refuse_create(workflow, instance, params)
             if code is not None:
                 return code
-            m.create(workflow, instance, params)
+            m.create(workflow, instance, params, now)
             return instance
         if kind == "batch":
-            return m.create_batch(workflow, list(params))
+            items = list(params)
+            if any(isinstance(i, tuple) and (i[0] in m.dropped or i[0] in m.instances and
+                                             m.instances[i[0]].workflow != workflow) for i in items):
+                return NOT_JUDGED
+            return m.create_batch(workflow, items, now)
         if kind == "event":
             # Rows are numbered max + 1 and never deleted: the id a new event must get.
             last = self.conn.execute("SELECT MAX(id) FROM workflow_event").fetchone()[0]
@@ -342,11 +372,12 @@ class Oracle:
 
     def in_flight(self, instance: str, now: float) -> bool:
         """Whether a runner holds a live lease on the instance: timing the model does not track."""
-        return (
+        inst = self.model.instances.get(instance)
+        return inst is not None and (
             self.conn.execute(
-                "SELECT 1 FROM workflow_task WHERE instance_id = ? AND status = 'processing' "
-                "AND locked_until >= ?",
-                (instance, now),
+                "SELECT 1 FROM workflow_task WHERE workflow_name = ? AND instance_id = ? "
+                "AND status = 'processing' AND locked_until >= ?",
+                (inst.workflow, instance, now),
             ).fetchone()
             is not None
         )
@@ -355,7 +386,8 @@ class Oracle:
 
     def observe(self) -> dict[str, Any]:
         """The engine's state of the judged instances, in the shape of `Model.snapshot()`."""
-        conn, judged = self.conn, self.model.instances
+        conn = self.conn
+        judged = {(i.workflow, i.instance_id) for i in self.model.instances.values()}
         return {
             "instances": {
                 r[0]: (r[1], r[2], r[3], _decode(r[4]), None if r[5] is None else (r[5], r[6]), bool(r[7]))
@@ -363,23 +395,23 @@ class Oracle:
                     "SELECT instance_id, workflow_name, status, run_number, output, error_name, "
                     "error_message, pause_requested FROM workflow_instance"
                 )
-                if r[0] in judged
+                if (r[1], r[0]) in judged
             },
             "steps": {
                 (r[0], r[1], r[2]): (r[3], r[4], r[5], _decode(r[6]), r[7], r[8], r[9])
                 for r in conn.execute(
                     "SELECT instance_id, run_number, step_key, type, status, attempts, result, "
-                    "error_name, wake_at, next_retry_at FROM workflow_step"
+                    "error_name, wake_at, next_retry_at, workflow_name FROM workflow_step"
                 )
-                if r[0] in judged
+                if (r[10], r[0]) in judged
             },
             "events": {
                 r[0]: (r[1], r[2], r[3], _decode(r[4]), None if r[5] is None else (r[5], r[6]))
                 for r in conn.execute(
                     "SELECT id, instance_id, run_number, type, payload, consumed_run, "
-                    "consumed_by_step_key FROM workflow_event"
+                    "consumed_by_step_key, workflow_name FROM workflow_event"
                 )
-                if r[1] in judged
+                if (r[7], r[1]) in judged
             },
         }
 

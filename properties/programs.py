@@ -22,11 +22,12 @@ import attrs
 class Failed(Exception):
     """Thrown into a program when a Do step failed for good (the engine's StepFailed)."""
 
-    def __init__(self, error_name: str, message: str, attempts: int) -> None:
+    def __init__(self, error_name: str, message: str, attempts: int, key: str = "") -> None:
         super().__init__(message)
         self.error_name = error_name
         self.message = message
         self.attempts = attempts
+        self.key = key
 
 
 class TimedOut(Exception):
@@ -65,6 +66,9 @@ class Do:
     # (sync, returns a coroutine), "async-awaitable" (async, returns a coroutine), "slots" (a callable that
     # cannot be weakly referenced), "nested" (async, calls a step itself: NestedStepError, never retried).
     shape: str = "def"
+    # A user's callback (`properties.workflows`): what it does is known only from the simulator's report of
+    # each attempt; `fail` and `result` mean nothing.
+    opaque: bool = False
     type = "do"
 
     def outcome(self, attempt: int) -> tuple[bool, Any]:

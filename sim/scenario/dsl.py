@@ -151,10 +151,12 @@ class Scenario:
             if not isinstance(wf, WorkflowDefinition):
                 raise ScenarioError(f"workflows must be define_workflow(...) results, got {wf!r}")
 
-    def run(self, seed: int | None = None) -> ScenarioResult:
-        """Run once: deterministically (seed None) or under a seed; never raises for a failing scenario."""
+    def run(self, seed: int | None = None, *, oracle: bool = True) -> ScenarioResult:
+        """Run once: deterministically (seed None) or under a seed; never raises for a failing scenario.
+        `oracle=False` leaves out the reference model's verdicts (to measure what the expectations alone
+        catch)."""
         started = time.perf_counter()
-        ctx = ScenarioRun(self, seed)
+        ctx = ScenarioRun(self, seed, oracle=oracle)
         token = CURRENT_RUN.set(ctx)
         report: str | None = None
         at: str | None = None
@@ -168,7 +170,7 @@ class Scenario:
                     ctx.raise_violations()
                 current = None
                 ctx.checker.at_end()
-                ctx.raise_violations()
+                ctx.raise_violations(whole=True)
         except (Exception, Hang) as exc:  # noqa: BLE001 - whatever a step raises becomes a report naming its line
             step, error = (exc.step, exc.error) if isinstance(exc, StepError) else (current, exc)
             at = step.where if step is not None else None

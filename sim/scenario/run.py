@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any, cast
 import attrs
 
 from engine import Engine, History, InstanceInfo, SqliteStore
-from properties import Checker
+from properties import Checker, Violation
+from properties.oracle import Oracle
+from properties.workflows import REPLAYING, Unmodelable
 from sim.core.choices import SeededChoices
 from sim.core.clock import VirtualClock
 from sim.world.faults import FaultConfig
@@ -29,6 +31,8 @@ from sim.scenario.errors import InvariantBroken, Mismatch, ScenarioError, StepEr
 from sim.scenario.trace import TraceView, render_trace, runner_matches
 from sim.core.scheduler import Scheduler, Waiter
 from sim.core.trace import Trace
+from sim.world.programs import CallbackReports
+from sim.world.reporting import reporting
 from sim.world.simulation import ClientRuntime, SimStore, fresh_database, run_now
 
 if TYPE_CHECKING:
@@ -59,7 +63,11 @@ def run_state() -> dict[str, Any]:
     """A scratch dict private to the current scenario run (a fresh one per seed); empty outside scenarios.
 
     Workflows and step callbacks in scenario files use it for side-effect ledgers, e.g. to count charges.
+    A workflow body that reads it is one the reference model cannot replay: it leaves that instance to the
+    generic properties.
     """
+    if REPLAYING.get():
+        raise Unmodelable("the workflow reads run_state() outside a step")
     run = CURRENT_RUN.get()
     return run.state if run is not None else {}
 
@@ -123,16 +131,20 @@ class RunnerSlot:
     injected_stall: bool = False
 
 
-class ScenarioRun:
+class ScenarioRun(CallbackReports):
     """The world of one scenario execution, and the context (`ctx`) passed to a scenario's callables.
+
+    The reference model judges every run (`oracle`): the scenario's workflows are replayed by the model
+    itself, their callbacks report each attempt, and client operations are predicted before they run.
 
     For scenario authors: `ctx["name"]` (a value saved with `save_as=`), `ctx.now` (seconds since the
     start), `ctx.state` (see `run_state`), `ctx.trace` (a `TraceView`), `ctx.status(iid)`,
     `ctx.history(iid, run=None)` and `ctx.count(table)`.
     """
 
-    def __init__(self, scenario: Scenario, seed: int | None) -> None:
+    def __init__(self, scenario: Scenario, seed: int | None, *, oracle: bool = True) -> None:
         self.scenario = scenario
+        self.judging = oracle
         self.seed = seed
         self.active: frozenset[str] = frozenset(scenario.tolerates) if seed is not None else frozenset()
         self.choices = SeededChoices(seed if seed is not None else 0)
@@ -142,6 +154,9 @@ class ScenarioRun:
         self.conn = fresh_database()
         self.faults = FaultConfig.none()  # SimStore's own fault hooks stay off; scenario faults are below
         self.checker = Checker(self.conn)
+        self.oracle = Oracle(self.conn, scenario.workflows)
+        self._judged = 0
+        self._workflows = reporting(scenario.workflows, self)
         self._trace = Trace()
         self.fault_counts: dict[str, int] = {}
         self.injected: list[str] = []
@@ -226,6 +241,7 @@ class ScenarioRun:
         t = self.clock.now()
         self._trace.add(t, owner, action, detail)
         self.checker.on_record(t, owner, action, detail)
+        self.oracle.on_engine(owner, action, detail, t)
 
     def trace_records(self) -> Trace:
         return self._trace
@@ -238,7 +254,7 @@ class ScenarioRun:
         owner = name if n == 1 else f"{name}.{n}"
         runtime = SimRuntime(self.scheduler, name, seed=self.seed or 0)
         store = SimStore(cast(Any, self), runtime, owner)
-        engine = Engine(store=store, workflows=self.scenario.workflows, runtime=runtime, runner_id=owner,
+        engine = Engine(store=store, workflows=self._workflows, runtime=runtime, runner_id=owner,
                         lease=self.scenario.lease, tracer=functools.partial(self._on_engine, owner))
         self.slots[name] = RunnerSlot(name=name, owner=owner, store=store, engine=engine)
         if n > 1:
@@ -408,9 +424,29 @@ class ScenarioRun:
             if on_done is not None:
                 on_done(self.scheduler.result(name))
 
-    def raise_violations(self) -> None:
+    @property
+    def stores(self) -> dict[str, Any]:  # type: ignore[override]
+        """Each runner's current store (it knows the incarnation's owner id), for callback reports."""
+        return {name: slot.store for name, slot in self.slots.items()}
+
+    def raise_violations(self, *, whole: bool = False) -> None:
+        """Raise the properties' and the model's violations so far; with `whole`, the model also compares
+        every table and what the client API reads back (the end of a run)."""
+        found = self.oracle.violations[self._judged:] if self.judging else []
+        self._judged += len(found)
+        if whole and self.judging and not found and not self.checker.violations:
+            self.oracle.check_reads(self.client, run_now)
+            found = self.oracle.violations[self._judged:] or self.oracle.disagreements()
+        for message in found[:8]:
+            self.checker.violations.append(Violation("model", message))
         if self.checker.violations:
             raise InvariantBroken(list(self.checker.violations))
+
+    def judge(self, kind: str, instance: str, workflow: str, **predict: Any) -> Callable[[Any], None]:
+        """Ask the model what a client operation must answer before it runs; returns the function the
+        answer (a result, or an error code) is checked with."""
+        expected = self.oracle.predict(kind, instance, workflow=workflow, now=self.clock.now(), **predict)
+        return lambda got: self.oracle.answered(kind, instance, expected, got)
 
     def _inject(self, chosen: Waiter, procs: set[str]) -> bool:
         """Maybe fire a tolerated fault instead of moving `chosen`; True if one fired."""

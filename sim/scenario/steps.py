@@ -154,11 +154,15 @@ def workflow_name(value: Any) -> str:
     return value.name if isinstance(value, WorkflowDefinition) else str(value)
 
 
-def call_client(ctx: ScenarioRun, what: str, coro: Coroutine[Any, Any, Any], raises: Any) -> Any:
-    """Run one client operation; `raises="CODE"` or `("CODE", "text")` says it must fail with that error."""
+def call_client(ctx: ScenarioRun, what: str, coro: Coroutine[Any, Any, Any], raises: Any,
+                judge: Callable[[Any], None] | None = None) -> Any:
+    """Run one client operation; `raises="CODE"` or `("CODE", "text")` says it must fail with that error.
+    `judge` (from `ctx.judge`) is given the answer, the result or the error code, for the model to check."""
     try:
         result = run_now(coro)
     except EngineError as exc:
+        if judge is not None:
+            judge(exc.code)
         if raises is None:
             raise Mismatch(f"{what} to succeed", f"{exc.code}: {exc}") from None
         code, text = (raises, None) if isinstance(raises, str) else raises
@@ -167,6 +171,8 @@ def call_client(ctx: ScenarioRun, what: str, coro: Coroutine[Any, Any, Any], rai
             raise Mismatch(f"{what} to fail with {want}", f"{exc.code}: {exc}") from None
         ctx.record("client", "rejected", op=what, code=exc.code)
         return None
+    if judge is not None:
+        judge(result)
     if raises is not None:
         raise Mismatch(f"{what} to fail with {raises}", f"it succeeded (returned {result!r})")
     return result
@@ -181,8 +187,12 @@ def create(workflow: Any, params: Any = None, *, id: Any = None, save_as: str | 
     wf = workflow_name(workflow)
 
     def run(ctx: ScenarioRun) -> None:
-        given = resolve(ctx, id)
-        iid = call_client(ctx, "create", ctx.client.create(wf, resolve(ctx, params), id=given), raises)
+        given, body = resolve(ctx, id), resolve(ctx, params)
+        # An id the engine picks is judged once known (the model cannot predict it).
+        judge = ctx.judge("create", given, wf, params=body) if given is not None else None
+        iid = call_client(ctx, "create", ctx.client.create(wf, body, id=given), raises, judge)
+        if given is None and iid is not None:
+            ctx.judge("create", iid, wf, params=body)(iid)
         if iid is not None:
             ctx.workflow_of[iid] = wf
             ctx.record("client", "create", workflow=wf, instance=iid)
@@ -198,7 +208,11 @@ def create_batch(workflow: Any, items: Any, *, save_as: str | None = None, raise
 
     def run(ctx: ScenarioRun) -> None:
         resolved = resolve(ctx, items)
-        created = call_client(ctx, "create_batch", ctx.client.create_batch(wf, resolved), raises)
+        pairs = [(i.get("id"), i.get("params")) if isinstance(i, Mapping) else i for i in resolved]
+        # Items without an id get the engine's ids, which the model cannot predict: such a batch is not judged.
+        judge = (ctx.judge("batch", "", wf, params=pairs)
+                 if all(isinstance(p, tuple) and p[0] is not None for p in pairs) else None)
+        created = call_client(ctx, "create_batch", ctx.client.create_batch(wf, resolved), raises, judge)
         for item in resolved:
             if isinstance(item, Mapping) and isinstance(item.get("id"), str) and created is not None:
                 ctx.workflow_of.setdefault(item["id"], wf)
@@ -219,13 +233,17 @@ def event(instance: Any, type: str, payload: Any = None, *, event_id: Any = None
         wf = ctx.workflow(iid, workflow)
         eid, body = resolve(ctx, event_id), resolve(ctx, payload)
         ctx.record("client", "event", instance=iid, type=type, event_id=eid)
-        call_client(ctx, "send_event", ctx.client.send_event(wf, iid, type=type, payload=body, event_id=eid),
-                    raises)
+
+        def send() -> None:
+            judge = ctx.judge("event", iid, wf, type=type, payload=body, event_id=eid)
+            call_client(ctx, "send_event", ctx.client.send_event(wf, iid, type=type, payload=body, event_id=eid),
+                        raises, lambda got: judge("ok" if got is None else got))
+
+        send()
         if eid is not None and "duplicate_event" in ctx.active and ctx.choices.flip("fault", 0.5):
             ctx.fault("duplicate_event", "client", instance=iid, event_id=eid)
             ctx.injected.append(f"duplicate_event {eid}")
-            call_client(ctx, "send_event", ctx.client.send_event(wf, iid, type=type, payload=body, event_id=eid),
-                        raises)
+            send()
 
     return client_step(label("event", instance, type, payload, event_id=event_id, raises=raises), where(), run)
 
@@ -235,7 +253,9 @@ def _lifecycle(op: str, instance: Any, workflow: str | None, raises: Any, save_a
         iid = instance_id(ctx, instance)
         wf = ctx.workflow(iid, workflow)
         ctx.record("client", op, instance=iid)
-        result = call_client(ctx, op, getattr(ctx.client, op)(wf, iid), raises)
+        judge = ctx.judge(op, iid, wf)
+        answer = (lambda got: judge(got)) if op == "restart" else (lambda got: judge("ok" if got is None else got))
+        result = call_client(ctx, op, getattr(ctx.client, op)(wf, iid), raises, answer)
         if save_as is not None:
             ctx.names[save_as] = result
 

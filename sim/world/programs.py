@@ -63,9 +63,10 @@ class CallbackReports:
         """Called by the programs' callbacks as they begin (what their StepContext says)."""
         self.oracle.attempt_started(self._owner(), ctx, timeout, self.clock.now())
 
-    def attempt_ended(self, ctx: Any, ok: bool, value: Any, error: str = "RuntimeError") -> None:
-        """Called by the programs' callbacks as they return or raise."""
-        self.oracle.attempt_ended(self._owner(), ctx, ok, value, self.clock.now(), error)
+    def attempt_ended(self, ctx: Any, ok: bool, value: Any, error: str = "RuntimeError", final: bool = False
+                      ) -> None:
+        """Called by the callbacks as they return or raise (`final`: an error that opts out of retries)."""
+        self.oracle.attempt_ended(self._owner(), ctx, ok, value, self.clock.now(), error, final)
 
 
 def program_workflows(default_timeout: float) -> list[WorkflowDefinition]:

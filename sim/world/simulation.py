@@ -28,6 +28,7 @@ from sim.core.scheduler import Scheduler, SimulationError, Waiter
 from sim.core.trace import Trace
 from sim.core.watchdog import Hang, wall_budget
 from sim.world.programs import CallbackReports, program_workflows
+from sim.world.reporting import reporting
 from sim.world.workload import Op, Profile, build_workload, library
 
 
@@ -155,11 +156,12 @@ class World(CallbackReports):
         self.trace = Trace()
         self.checker = Checker(self.conn)
         self.checker.watch_leases = True  # every fault goes through `fault` (P11)
-        self.oracle = Oracle(self.conn)
+        # The hand-written workflows are judged too: the model replays them itself (properties.workflows).
+        self.oracle = Oracle(self.conn, tuple(library()))
         self._judged = 0  # oracle violations already turned into checker violations
         self._prompt_at = -1.0  # when P12 last looked
         self.fault_counts: dict[str, int] = {}
-        self.workflows = library() + program_workflows(DEFAULT_STEP_TIMEOUT)
+        self.workflows = reporting(library(), self) + program_workflows(DEFAULT_STEP_TIMEOUT)
         client_runtime = ClientRuntime(self.clock)
         self.client = Engine(store=SqliteStore(":memory:", runtime=client_runtime, connection=self.conn,
                                                clock=self.clock.now, migrate_schema=False),
