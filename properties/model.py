@@ -101,6 +101,10 @@ class InstanceState:
     steps: dict[tuple[int, str], StepState] = attrs.Factory(dict)  # every run's journal, keyed (run, key)
     claimed_at: float = 0.0  # when the current run was last claimed: lower bound of a runner's `now`
     created_at: float = 0.0  # when it was created: the workflow's `event.timestamp`
+    # Bumped whenever the current run's journal changes; `replay` is a function of (run, journal) only, so
+    # its answer is kept until then (P12 asks every instance at every quiet point).
+    journal_version: int = attrs.field(default=0, eq=False)
+    replayed: tuple[tuple[int, int, int], Pending] | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.define
@@ -248,6 +252,15 @@ class Model:
     def replay(self, inst: InstanceState) -> Pending:
         """Run the program against the current run's journal, as the engine does on every resume. Raises
         Unmodelable for a workflow the model cannot follow (see `follow`)."""
+        version = (inst.run, inst.journal_version, len(inst.steps))
+        kept = inst.replayed
+        if kept is not None and kept[0] == version:
+            return kept[1]
+        pending = self._replay(inst)
+        inst.replayed = (version, pending)
+        return pending
+
+    def _replay(self, inst: InstanceState) -> Pending:
         gen = self.workflows[inst.workflow].program(inst.params, inst.instance_id, inst.created_at, inst.run)
         journal = [key for (run, key) in inst.steps if run == inst.run]  # in position order
         seen: dict[str, int] = {}
@@ -408,6 +421,7 @@ class Model:
             self._fail(f"{key} of {instance_id} consumed event {event}, the model expects "
                        f"{consumed.id if consumed else None}")
         inst.steps[(run, key)] = expected
+        inst.journal_version += 1
         if consumed is not None:
             consumed.consumed = (run, key)
         # A zero-delay retry goes on at once; every other wait is a hand-back (decided when the runner read its
