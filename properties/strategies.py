@@ -20,7 +20,7 @@ RUNNERS = ("r1", "r2")
 LEASE = 30.0
 
 # Ids are unique across workflows (one prefix each): the property checkers key rows by instance id alone.
-ID_PREFIX = {"m-steps": "s", "m-wait": "w", "m-sleep": "z", "m-retry": "r"}
+ID_PREFIX = {"m-steps": "s", "m-wait": "w", "m-sleep": "z", "m-retry": "r", "m-script": "m"}
 EVENT_IDS = ("e1", "e2", "e3")
 EVENT_TYPES = ("go", "other")
 # Small steps, then jumps across a lease (30 s) that also pass waits' timeouts and sleeps.
@@ -81,12 +81,33 @@ def _params(workflow: str) -> list[dict[str, Any]]:
         return [{"waits": n, "timeout": t} for t in (20.0, 90.0) for n in (1, 2)]
     if workflow == "m-sleep":
         return [{"seconds": 10.0}, {"seconds": 60.0}]
+    if workflow == "m-script":
+        return [{"script": script} for script in SCRIPTS]
     return [{"fail": n, "catch": catch, "backoff": b} for catch in (True, False)
             for b in ("constant", "linear", "exponential") for n in range(4)]
 
 
+START = 1_700_000_000.0  # where the harness's virtual clock starts
+# Step scripts (`m-script`) for the options the four small programs leave out: every backoff with delays,
+# zero-delay retries, repeated keys after a caught failure, refused names and results, multi-field `match`,
+# `sleep_until` behind and ahead of the clock, text durations, other callback shapes.
+SCRIPTS: tuple[list[dict[str, Any]], ...] = (
+    [{"op": "do", "name": "a", "fail": 1, "limit": 2, "delay": 5.0, "backoff": "linear"}],
+    [{"op": "wait", "name": "w", "type": "go", "timeout": 20.0, "match": {"k": 1}, "catch": True},
+     {"op": "do", "name": "a"}],
+    [{"op": "wait", "name": "w", "type": "go", "timeout": 90.0, "match": {"k": 1, "v": 2}},
+     {"op": "wait", "name": "w", "type": "go", "timeout": 20.0, "catch": True}],
+    [{"op": "sleep_until", "name": "u", "at": START + 40.0}, {"op": "sleep_until", "name": "u", "at": 0.0},
+     {"op": "do", "name": "a", "shape": "async"}],
+    [{"op": "do", "name": "a", "fail": 3, "limit": 1, "delay": 5.0, "backoff": "exponential", "catch": True},
+     {"op": "do", "name": "a", "fail": 1, "limit": 1, "delay": 0.0}],
+    [{"op": "do", "name": "x#1"}, {"op": "do", "name": "b", "result": "unjson", "catch": True},
+     {"op": "sleep", "name": "s", "seconds": 10.0, "form": "text"}],
+)
+
+
 # Simplest first: Hypothesis shrinks towards the first workflow and the first parameter set.
-WORKFLOW_ORDER = ("m-steps", "m-sleep", "m-wait", "m-retry")
+WORKFLOW_ORDER = ("m-steps", "m-sleep", "m-wait", "m-retry", "m-script")
 
 # Every (id, params) per workflow: three ids each, so creating an existing id (idempotent) happens often.
 # Whole parameter sets are drawn from precomputed lists, one Hypothesis choice instead of one per field:
@@ -109,7 +130,8 @@ def batch_specs() -> st.SearchStrategy[tuple[str, list[tuple[str, dict[str, Any]
 
 runners = st.sampled_from(RUNNERS)
 event_types = st.sampled_from(EVENT_TYPES)
-payloads = st.integers(0, 9)
+# Integers, and objects for the scripts' `match` filters (whole, partial and other matches).
+payloads = st.one_of(st.integers(0, 9), st.sampled_from(({"k": 1}, {"k": 1, "v": 2}, {"k": 2, "v": 2})))
 event_ids = st.sampled_from((None, *EVENT_IDS))
 clock_steps = st.sampled_from(CLOCK_STEPS)
 # Where a tick may stop mid-flight: the engine's checkpoint labels (and the machine's "callback" inside a

@@ -95,7 +95,7 @@ class StepsimMachine(RuleBasedStateMachine):
 
     @rule(instance=instances, type=s.event_types, payload=s.payloads, event_id=s.event_ids)
     @_timed
-    def send_event(self, instance: str, type: str, payload: int, event_id: str | None) -> None:
+    def send_event(self, instance: str, type: str, payload: Any, event_id: str | None) -> None:
         self.harness.send_event(instance, type, payload, event_id)
 
     @rule(instance=instances)
