@@ -40,6 +40,36 @@ async def approval(event: WorkflowEvent, step: WorkflowStep) -> dict[str, Any]:
             "confirmation_id": fulfilment.payload.get("confirmation_id")}
 
 
+@attrs.frozen
+class QuoteParams:
+    sku: str
+    quantity: int = attrs.field()
+
+    @quantity.validator
+    def _positive(self, _: object, value: int) -> None:
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"quantity must be a positive int, got {value!r}")
+
+
+@attrs.frozen
+class Quote:
+    sku: str
+    total: int = attrs.field()
+
+    @total.validator
+    def _capped(self, _: object, value: int) -> None:
+        if value > 1000:
+            raise ValueError(f"a quote over 1000 needs a human, got {value}")
+
+
+@define_workflow("quote-workflow", params=QuoteParams, output=Quote)
+async def quote(event: WorkflowEvent, step: WorkflowStep) -> dict[str, Any]:
+    """Schemas on both ends: attrs params (given as an instance or a dict) and an attrs output whose
+    validator refuses big totals (the run errors with OutputValidationError)."""
+    price = await step.do("price", lambda: 7 if event.payload.sku == "nut" else 300)
+    return {"sku": event.payload.sku, "total": price * event.payload.quantity}
+
+
 @define_workflow("charge-workflow")
 async def charge(event: WorkflowEvent, step: WorkflowStep) -> dict[str, Any]:
     """A charge that fails its first `fail_times` attempts, retried with the given backoff."""
@@ -133,4 +163,4 @@ async def nested(event: WorkflowEvent, step: WorkflowStep) -> list[Any]:
     return [got, await step.do("after", lambda: "after")]
 
 
-ALL_WORKFLOWS = (approval, charge, sleepy, loop, chain, catch_timeout, pair, names, nested)
+ALL_WORKFLOWS = (approval, charge, sleepy, loop, chain, catch_timeout, pair, names, nested, quote)

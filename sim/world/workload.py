@@ -12,7 +12,7 @@ from sim.core.choices import ChoiceSource
 from sim.world.current import CURRENT_WORLD
 from sim.world.faults import FaultConfig
 from sim.world.scripts import script_ops
-from sim.world.workflows import ALL_WORKFLOWS
+from sim.world.workflows import ALL_WORKFLOWS, QuoteParams
 
 
 def _callback(i: int, timeout: float) -> Any:
@@ -162,7 +162,7 @@ def _instance_ops(choices: ChoiceSource, index: int, lease: float, scripts: floa
         # Most instances run a random step script the reference model judges move by move.
         return [Op(**kw) for kw in script_ops(choices, index, lease)]
     iid = f"i{index}"
-    kind = choices.choose("input", 6)
+    kind = choices.choose("input", 7)
 
     def ev(wf: str, type: str, payload: Any, *, late: bool = False) -> Op:
         event_id = f"{iid}-{type}" if choices.flip("input", 0.5) else None
@@ -194,6 +194,15 @@ def _instance_ops(choices: ChoiceSource, index: int, lease: float, scripts: floa
         stages = 1 + choices.choose("input", 3)
         return [Op(kind="create", workflow="chain-workflow", instance_id=iid, params={"stages": stages})] + [
             ev("chain-workflow", f"stage-{s}", {"s": s}, late=True) for s in range(stages)]
+    if kind == 6:
+        # Params as an attrs instance or a dict, sometimes invalid (INVALID_PARAMS, nothing written); big
+        # quantities of the dear item make an output the output schema refuses.
+        sku = ("nut", "bolt")[choices.choose("input", 2)]
+        quantity = (0, 1, 4)[choices.choose("input", 3)]
+        given: Any = {"sku": sku, "quantity": quantity}
+        if quantity > 0 and choices.flip("input", 0.5):
+            given = QuoteParams(sku, quantity)
+        return [Op(kind="create", workflow="quote-workflow", instance_id=iid, params=given)]
     ops = [Op(kind="create", workflow="timeout-workflow", instance_id=iid, params={"timeout": "10 min"})]
     return ops + [ev("timeout-workflow", "reply", {"ok": True}, late=True)] if choices.flip("input", 0.6) else ops
 

@@ -12,9 +12,12 @@ import attrs
 
 import engine._execution as execution
 import engine._records as records
+import engine._runner as runner
 import engine._sqlite_txn as txn
 import engine._step as step
 from sim.zoo.patching import Patch, rewrite
+from sim.world.workload import Op
+from sim.world.workflows import QuoteParams
 from sim.zoo.settings import Setting, ZooMutant, mutant_profile
 
 # Every instance runs a random step script (the model judges all of them), with the faults that put callbacks
@@ -45,6 +48,19 @@ JUMPS = Setting(
         scripts=1.0,
     )
 )
+
+
+def _quotes() -> list[Op]:
+    """Instances of the workflow with schemas on both ends: params as dicts and attrs instances, some
+    refused; outputs, some over what the output schema allows."""
+    ops = []
+    for i, (sku, quantity) in enumerate((("nut", 1), ("bolt", 4), ("bolt", 1), ("nut", 0), ("bolt", 4))):
+        given = QuoteParams(sku, quantity) if i % 2 and quantity > 0 else {"sku": sku, "quantity": quantity}
+        ops.append(Op(kind="create", workflow="quote-workflow", instance_id=f"q{i}", params=given))
+    return ops
+
+
+QUOTES = Setting(mutant_profile("quotes", crash=0.02), _quotes)
 
 
 # Scripts with no faults at all: any delay in taking up due work is the engine's (P12).
@@ -204,6 +220,10 @@ def _late_result_kept(p: Patch) -> None:
     # wins, so a callback that returned in the same turn as its timer, past its deadline, was committed.
     rewrite(p, execution.Execution, "_guard", ("if work.done() and self.now() - started <= timeout:",
                                                "if work.done():"))
+
+
+def _output_unvalidated(p: Patch) -> None:
+    rewrite(p, runner.Runner, "_execute", ("encode(definition.validate_output(value),", "encode(value,"))
 
 
 def _batch_answers_every_id(p: Patch) -> None:
@@ -371,6 +391,16 @@ SEMANTIC = (
             budget=300,
         ),
         setting=JUMPS,
+    ),
+    attrs.evolve(
+        _semantic(
+            "output-unvalidated",
+            "output schema skipped",
+            "the run's output stored as returned, its schema never asked",
+            _output_unvalidated,
+            budget=20,
+        ),
+        setting=QUOTES,
     ),
     _semantic(
         "batch-answers-every-id",
