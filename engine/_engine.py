@@ -284,7 +284,7 @@ class Engine:
             return
         runners = [
             Runner(store=self.store, runtime=self.runtime, owner=f"{self.runner_id}:{i}", workflows=self.workflows,
-                   lease=self.lease, tracer=self.tracer)
+                   lease=self.lease, tracer=self._tracer_for(f"{self.runner_id}:{i}"))
             for i in range(concurrency)
         ]
         loops = [asyncio.ensure_future(self._worker_loop(r, interval, max_tasks)) for r in runners]
@@ -293,6 +293,14 @@ class Engine:
         finally:
             for loop in loops:
                 loop.cancel()
+
+    def _tracer_for(self, owner: str) -> Tracer | None:
+        """The tracer for one of several runner loops: its records name the loop (`runner`), the identity its
+        leases are held under, so a trace tells the loops of one engine apart."""
+        tracer = self.tracer
+        if tracer is None:
+            return None
+        return lambda action, detail: tracer(action, {**detail, "runner": owner})
 
     async def _worker_loop(self, runner: Runner, interval: float, max_tasks: int) -> None:
         self._active[runner] = None

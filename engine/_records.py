@@ -130,6 +130,9 @@ class StepContext:
     step_key: str
     name: str
     attempt: int
+    # The runner running this attempt (an engine's runner id, or `id:i` for its loops with concurrency > 1):
+    # for logs and for telling apart two runners that ran the same attempt after a lease was lost.
+    runner: str = ""
 
     @property
     def idempotency_key(self) -> str:

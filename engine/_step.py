@@ -192,7 +192,8 @@ class WorkflowStep:
         while True:
             attempt = attempts + 1
             context = StepContext(workflow=x.claim.workflow, instance_id=x.claim.instance_id,
-                                  run_number=x.claim.run_number, step_key=key, name=name, attempt=attempt)
+                                  run_number=x.claim.run_number, step_key=key, name=name, attempt=attempt,
+                                  runner=x.claim.owner)
             error: BaseException | None = None
             bad_result = False
             result_text = ""

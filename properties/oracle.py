@@ -194,6 +194,7 @@ class Oracle:
         if claim is None or not self.judged(claim.instance_id, claim.workflow):
             return
         m, instance, run = self.model, claim.instance_id, claim.run_number
+        owner = claim.owner  # the runner loop that wrote it (a store may serve several)
         status, output, error = self._ending(instance)
         if txn == "claim_txn":
             self.task_runs[claim.task_id] = run

@@ -54,19 +54,23 @@ class CallbackReports:
     clock: VirtualClock
     oracle: Oracle
 
-    def _owner(self) -> str:
+    def _owner(self, ctx: Any) -> str:
+        # The runner the engine says runs the attempt (one of a process's loops, with concurrency > 1); the
+        # process's own identity for a context without one.
+        if getattr(ctx, "runner", ""):
+            return str(ctx.runner)
         process = self.scheduler.current_process() or "?"
         store = self.stores.get(process)
         return str(store.owner) if store is not None else process
 
     def attempt_started(self, ctx: Any, timeout: float) -> None:
         """Called by the programs' callbacks as they begin (what their StepContext says)."""
-        self.oracle.attempt_started(self._owner(), ctx, timeout, self.clock.now())
+        self.oracle.attempt_started(self._owner(ctx), ctx, timeout, self.clock.now())
 
     def attempt_ended(self, ctx: Any, ok: bool, value: Any, error: str = "RuntimeError", final: bool = False
                       ) -> None:
         """Called by the callbacks as they return or raise (`final`: an error that opts out of retries)."""
-        self.oracle.attempt_ended(self._owner(), ctx, ok, value, self.clock.now(), error, final)
+        self.oracle.attempt_ended(self._owner(ctx), ctx, ok, value, self.clock.now(), error, final)
 
 
 def program_workflows(default_timeout: float) -> list[WorkflowDefinition]:

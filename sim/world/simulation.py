@@ -194,7 +194,8 @@ class World(CallbackReports):
         token = CURRENT_WORLD.set(self)
         try:
             self.scheduler.spawn(name, engine.run_worker(poll_interval=self.profile.poll,
-                                                         max_tasks=self.profile.max_tasks))
+                                                         max_tasks=self.profile.max_tasks,
+                                                         concurrency=self.profile.concurrency))
         finally:
             CURRENT_WORLD.reset(token)
         self.record("runner", "start", owner=owner)
@@ -231,6 +232,7 @@ class World(CallbackReports):
         self.checker.on_fault(kind, self.clock.now())
 
     def _on_engine(self, owner: str, action: str, detail: dict[str, Any]) -> None:
+        owner = detail.get("runner", owner)  # one of the process's runner loops (concurrency > 1)
         t = self.clock.now()
         self.trace.add(t, owner, action, detail)
         self.checker.on_record(t, owner, action, detail)

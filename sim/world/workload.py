@@ -122,6 +122,7 @@ class Profile:
     liveness_bound: float = 3 * 86400.0
     liveness_steps: int = 20_000
     hang_budget: float | None = 30.0  # wall seconds a seed may take before it fails as a "hang" (~0.02 s is usual)
+    concurrency: int = 1  # runner loops per simulated process (run_worker(concurrency=...)), sharing its store
 
 
 PROFILES: dict[str, Profile] = {
@@ -131,6 +132,9 @@ PROFILES: dict[str, Profile] = {
     "sleepy": Profile(name="sleepy", workload="sleepy", instances=3, faults=FaultConfig.none()),
     # Sync steps that block for 0.5x..1.5x the 30 s lease (timeout 60 s): only the heartbeat keeps them.
     "slow-sync": Profile(name="slow-sync", workload="slow-sync", instances=3),
+    # Two processes of two runner loops each (run_worker(concurrency=2)): loops of one process share its
+    # store, its clock and its crashes.
+    "pooled": Profile(name="pooled", runners=2, concurrency=2),
     "s1": Profile(name="s1", workload="s1", runners=3, instances=2, lease=30.0, max_actions=300,
                   faults=FaultConfig(crash=0.02, max_crashes=1, restart_runner=0.3)),
 }

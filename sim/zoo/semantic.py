@@ -102,7 +102,7 @@ def _sleep_until_late(p: Patch) -> None:
 
 def _context_attempt(p: Patch) -> None:
     rewrite(
-        p, step.WorkflowStep, "do", ("name=name, attempt=attempt)", "name=name, attempt=max(attempts, 1))")
+        p, step.WorkflowStep, "do", ("name=name, attempt=attempt,", "name=name, attempt=max(attempts, 1),")
     )
 
 

@@ -579,3 +579,40 @@ def test_a_hard_stop_applies_a_pause_requested_during_the_step(rt: ManualRuntime
             assert gated.started == [iid, iid]
 
     run_async(main())
+
+
+def test_a_worker_with_concurrency_runs_loops_that_hold_tasks_side_by_side(rt: ManualRuntime) -> None:
+    """run_worker(concurrency=2): two runner loops (`id:0`, `id:1`) each hold a task at once; their trace
+    records and the StepContext of each attempt name the loop; stop() returns once both loops are done."""
+    records: list[tuple[str, dict[str, Any]]] = []
+    seen: dict[str, str] = {}  # instance -> the runner its callback's StepContext named
+    gates: dict[str, asyncio.Event] = {}
+
+    @define_workflow("held")
+    async def held(event: WorkflowEvent, step: WorkflowStep) -> Any:
+        async def work(ctx: Any) -> str:
+            seen[event.instance_id] = ctx.runner
+            gates[event.instance_id] = gate = asyncio.Event()
+            await gate.wait()
+            return ctx.runner
+
+        return await step.do("work", work)
+
+    async def main() -> None:
+        async with Engine(workflows=[held], runtime=rt, runner_id="w",
+                          tracer=lambda action, detail: records.append((action, detail))) as eng:
+            ids = [await eng.create("held") for _ in range(2)]
+            worker = asyncio.ensure_future(eng.run_worker(poll_interval="1 s", max_tasks=1, concurrency=2))
+            await settle()
+            assert sorted(seen.values()) == ["w:0", "w:1"]  # both loops are inside a callback now
+            claims = {d["instance"]: d["runner"] for action, d in records if action == "claim"}
+            assert claims == seen
+            for gate in gates.values():
+                gate.set()
+            await settle()
+            assert [(await output(eng, "held", i)) for i in ids] == [("complete", seen[i]) for i in ids]
+            await eng.stop()
+            await finished(worker)
+            assert worker.result() is None
+
+    run_async(main())
