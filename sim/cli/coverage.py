@@ -27,8 +27,8 @@ _DEFINITION = (
     "tests/engine cover every refusal"
 )
 _DRIVERS = (
-    "a driver the simulator does not use: run_until_idle and run_worker(concurrency > 1) (tests/engine); "
-    "each simulated runner is one run_worker loop"
+    "a driver the simulator does not use: run_until_idle and tick (tests/engine); each simulated process is "
+    "a run_worker (one loop, or two in the pooled profile)"
 )
 _HARD_STOP = (
     "hard stop (cancelling run_worker's task): the simulator crashes processes instead, which write "
@@ -36,8 +36,8 @@ _HARD_STOP = (
 )
 _RETRIES = "Retries validated when user code builds it, not at a step call (tests/engine)"
 _SCHEMAS = (
-    "pydantic params, attrs params given as instances, output schemas: the programs use one callable params "
-    "schema; tests/engine cover the other kinds"
+    "pydantic schemas: pydantic is a dev-only dependency, so the simulator's workflows use attrs and callable "
+    "schemas (quote-workflow, m-script); tests/engine cover pydantic"
 )
 _MIGRATIONS = "migrating files of older versions: every simulated database is a copy of one migrated template"
 _LIMIT = "10,000 steps in one run: too long for a seed; tests/engine cover the limit"
@@ -82,6 +82,7 @@ REASONS: dict[str, str] = {
     'raise ValueError(f"incomplete SQL statement': _MIGRATIONS,
     "if done is None:": _MIGRATIONS,
     "if not self.names or max_tasks <= 0:": _PRODUCTION,
+    "if tracer is None:": _PRODUCTION,
     "return 0": _PRODUCTION,
     # definition and construction
     "if not isinstance(definition, WorkflowDefinition)": _DEFINITION,
@@ -199,7 +200,9 @@ EXACT: dict[tuple[str, str], str] = {
     ("engine/_schema.py", "raise"): _MIGRATIONS,
     ("engine/_step.py", "except (TypeError, ValueError):"): _UNSIGNED,
     ("engine/_sqlite_txn.py", "return"): _RACE,
-    ("engine/_workflow.py", "raise"): _SCHEMAS,
+    ("engine/_workflow.py", "raise"): "a validator that raises SchemaError itself; tests/engine cover it",
+    ("engine/_engine.py", "return None"): _PRODUCTION,
+    ("engine/_workflow.py", "return self.spec.model_validate(raw)"): _SCHEMAS,
     ("engine/_workflow.py", "return await self.fn(event, step)"): (
         "WorkflowDefinition.__call__, for user code calling a workflow directly; runners call .fn"
     ),

@@ -206,6 +206,8 @@ def _instance_ops(choices: ChoiceSource, index: int, lease: float, scripts: floa
         given: Any = {"sku": sku, "quantity": quantity}
         if quantity > 0 and choices.flip("input", 0.5):
             given = QuoteParams(sku, quantity)
+        elif quantity == 0:
+            given = (given, [sku, quantity])[choices.choose("input", 2)]  # refused: not even an object
         return [Op(kind="create", workflow="quote-workflow", instance_id=iid, params=given)]
     ops = [Op(kind="create", workflow="timeout-workflow", instance_id=iid, params={"timeout": "10 min"})]
     return ops + [ev("timeout-workflow", "reply", {"ok": True}, late=True)] if choices.flip("input", 0.6) else ops
