@@ -132,7 +132,8 @@ class _Call:
 
 class ModelStep:
     """The `step` a workflow function gets when the model replays it: each call is a request (`properties.
-    programs`), keyed and answered by the model. Durations are read by the model's own reading of DESIGN §2."""
+    programs`), keyed, refused or answered by the model; a refused one is thrown back into the workflow as the
+    engine's exception."""
 
     def do(self, name: Any, fn: Callable[..., Any], *, retries: Retries | None = None,
            timeout: Any = None) -> _Call:
