@@ -69,6 +69,7 @@ class Model:
         self.events: list[EventState] = []
         self.violations: list[str] = []
         self.dropped: dict[str, str] = {}  # instance -> why the model cannot follow its workflow
+        self.dropped_workflows: set[str] = set()
 
     def _fail(self, message: str) -> None:
         self.violations.append(message)
@@ -130,8 +131,9 @@ class Model:
                     return "duplicate" if ev.instance == instance_id else "EVENT_ID_CONFLICT"
         if inst.status in TERMINAL:
             return "INSTANCE_TERMINAL"
+        # Stored as the engine stores it (tuples become lists, keys strings): what a wait hands back.
         self.events.append(EventState(row_id if row_id is not None else len(self.events) + 1, inst.workflow,
-                                      instance_id, type, payload, event_id, now, run=inst.run))
+                                      instance_id, type, stored_form(payload)[1], event_id, now, run=inst.run))
         return "sent"
 
     def pause(self, instance_id: str, in_flight: bool) -> str:
@@ -186,6 +188,12 @@ class Model:
 
     def _replay(self, inst: InstanceState) -> Pending:
         gen = self.workflows[inst.workflow].program(inst.params, inst.instance_id, inst.created_at, inst.run)
+        try:
+            return self._run(inst, gen)
+        finally:
+            gen.close()  # now, not whenever the collector gets to it: a workflow's `finally` runs at a fixed point
+
+    def _run(self, inst: InstanceState, gen: Any) -> Pending:
         journal = [key for (run, key) in inst.steps if run == inst.run]  # in position order
         seen: dict[str, int] = {}
         send: Any = None
@@ -236,9 +244,10 @@ class Model:
         try:
             return self.replay(inst)
         except Unmodelable as exc:
+            # Its events stay (their ids still conflict with later sends) but leave the comparisons.
             self.instances.pop(inst.instance_id, None)
-            self.events = [e for e in self.events if e.instance != inst.instance_id]
             self.dropped[inst.instance_id] = str(exc)
+            self.dropped_workflows.add(inst.workflow)
             return None
 
     def acceptable_event(self, inst: InstanceState, request: Wait, deadline: float) -> EventState | None:
@@ -522,7 +531,8 @@ class Model:
             "steps": {(i.instance_id, run, key): (s.type, s.status, s.attempts, s.result, s.error, s.wake_at,
                                                   s.next_retry_at)
                       for i in self.instances.values() for (run, key), s in i.steps.items()},
-            "events": {e.id: (e.instance, e.run, e.type, e.payload, e.consumed) for e in self.events},
+            "events": {e.id: (e.instance, e.run, e.type, e.payload, e.consumed) for e in self.events
+                       if e.instance in self.instances},
         }
 
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import json
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -168,6 +170,19 @@ _REFUSALS: dict[str, type[Exception]] = {
     "INVALID_ARGUMENT": InvalidArgument, "NAME_TOO_LONG": NameTooLong, "INVALID_STEP_NAME": InvalidStepName}
 
 
+@contextmanager
+def _replaying() -> Iterator[None]:
+    """While workflow code runs for the model: `REPLAYING` set, and no event loop it could reach."""
+    token = REPLAYING.set(True)
+    loop = asyncio.events._get_running_loop()
+    asyncio.events._set_running_loop(_NO_LOOP)  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        asyncio.events._set_running_loop(loop)
+        REPLAYING.reset(token)
+
+
 def _drive(definition: WorkflowDefinition, event: WorkflowEvent) -> Generator[Request, Any, Any]:
     """The workflow function as a program: requests out, step values (or the engine's exceptions) in."""
     coro = definition.fn(event, ModelStep())  # type: ignore[arg-type]
@@ -176,20 +191,15 @@ def _drive(definition: WorkflowDefinition, event: WorkflowEvent) -> Generator[Re
     refusal: BaseException | None = None  # the exception a refused call raised, to recognise it uncaught
     try:
         while True:
-            token = REPLAYING.set(True)
-            loop = asyncio.events._get_running_loop()
-            asyncio.events._set_running_loop(_NO_LOOP)  # type: ignore[arg-type]
             try:
-                request = coro.throw(throw) if throw is not None else coro.send(send)
+                with _replaying():
+                    request = coro.throw(throw) if throw is not None else coro.send(send)
             except StopIteration as stop:
                 return stop.value
             except StepFailed as exc:
                 raise Ended(exc.error_name, exc.message) from None
             except Exception as exc:  # noqa: BLE001 - the workflow's own uncaught error ends its run
                 raise Ended(type(exc).__name__, None if exc is refusal else str(exc)) from None
-            finally:
-                asyncio.events._set_running_loop(loop)
-                REPLAYING.reset(token)
             if not isinstance(request, (Do, Sleep, SleepUntil, Wait)):
                 raise Unmodelable(f"the workflow awaited {request!r}, which is not a step")
             send, throw = None, None
@@ -202,12 +212,15 @@ def _drive(definition: WorkflowDefinition, event: WorkflowEvent) -> Generator[Re
             except Refused as refused:
                 throw = refusal = _REFUSALS[refused.code](refused.code)
             else:
+                answer = copy.deepcopy(answer)  # the engine decodes a fresh value: the model's journal stays its own
                 if isinstance(request, Wait):
                     answer = ReceivedEvent(type=answer["type"], payload=answer["payload"],
                                            timestamp=datetime.fromisoformat(answer["timestamp"]))
                 send = answer
     finally:
-        coro.close()
+        # The workflow's `finally` blocks run here: under the same guards, and nothing they raise matters.
+        with _replaying(), suppress(BaseException):
+            coro.close()
 
 
 # --- what the model knows of a workflow ---------------------------------------------------------------------
@@ -239,6 +252,7 @@ class WorkflowSpec:
             return params if definition.params is None else definition.params.to_json_value(params)
 
         def program(params: Any, instance_id: str, created: float, run: int) -> Generator[Request, Any, Any]:
+            # A generator itself, so a refusal here ends the run where the model expects endings (`Ended`).
             _, as_stored = stored_form(stored(params))
             try:
                 payload = definition.validate_params(as_stored)
@@ -246,7 +260,7 @@ class WorkflowSpec:
                 raise Ended("InvalidParams", str(exc)) from None
             event = WorkflowEvent(payload=payload, instance_id=instance_id, workflow=definition.name,
                                   timestamp=datetime.fromtimestamp(created, tz=UTC), run_number=run)
-            return _drive(definition, event)
+            return (yield from _drive(definition, event))
 
         def output(value: Any) -> tuple[tuple[str, str] | None, Any]:
             try:

@@ -212,6 +212,8 @@ def create_batch(workflow: Any, items: Any, *, save_as: str | None = None, raise
         # Items without an id get the engine's ids, which the model cannot predict: such a batch is not judged.
         judge = (ctx.judge("batch", "", wf, params=pairs)
                  if all(isinstance(p, tuple) and p[0] is not None for p in pairs) else None)
+        if judge is None:
+            ctx.oracle.partial.add(wf)
         created = call_client(ctx, "create_batch", ctx.client.create_batch(wf, resolved), raises, judge)
         for item in resolved:
             if isinstance(item, Mapping) and isinstance(item.get("id"), str) and created is not None:

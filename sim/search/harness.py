@@ -217,8 +217,8 @@ class Harness(CallbackReports):
         now = self.clock.now()
         held = {r[0] for r in self.conn.execute(
             "SELECT instance_id FROM workflow_task WHERE status = 'processing' AND locked_until >= ?", (now,))}
-        for iid in self.model.instances:
-            why = None if iid in held else self.model.due(iid, now)
+        for iid in list(self.model.instances):  # `due` may let an instance go
+            why = None if iid in held or iid not in self.model.instances else self.model.due(iid, now)
             if why is not None:
                 self.problems.append(f"runners are idle at {now} but {iid} is owed progress: {why}")
         self.oracle.check_reads(self.client, run_now)  # what a user reads back agrees with the model too

@@ -38,6 +38,8 @@ def _wrap(fn: Callable[..., Any], timeout: float, reports: Any) -> Callable[...,
     async def settle(ctx: Any, awaitable: Any) -> Any:
         try:
             value = await awaitable
+            if inspect.isawaitable(value):  # as the engine does: `async def f(): return fetch()`
+                value = await value
         except Exception as exc:
             failed(ctx, exc)
             raise

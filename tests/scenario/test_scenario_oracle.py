@@ -23,6 +23,7 @@ from sim.scenario.dsl import (
     create,
     create_batch,
     event,
+    expect,
     expect_status,
     run_state,
     run_until_idle,
@@ -191,3 +192,46 @@ def test_what_the_model_cannot_follow_it_lets_go_and_uncaught_errors_end_the_run
     model = Model({"gathering": WorkflowSpec.of(gathering)})
     model.create("gathering", "g", None)
     assert model.due("g", 0.0) is None and "g" not in model.instances and "g" in model.dropped
+
+
+# -- what a workflow body may do that the model must not misread ---------------------------------------------
+
+
+async def _inner() -> str:
+    return "inner"
+
+
+async def _returns_a_coroutine():  # type: ignore[no-untyped-def]
+    return _inner()  # the engine awaits what an async callback returns once more
+
+
+@define_workflow("awkward")
+async def awkward(event: WorkflowEvent, step: WorkflowStep):  # type: ignore[no-untyped-def]
+    if event.payload.get("gather"):
+        return await asyncio.gather(step.do("a", lambda: 1), step.do("b", lambda: 2))
+    items = await step.do("list", lambda: [1, 2])
+    items.append(3)  # the body's own copy: the stored result stays [1, 2]
+    try:
+        got = await step.wait_for_event("e", type="e", timeout="1 hour")
+    finally:
+        run_state()["finally"] = run_state().get("finally", 0) + 1
+    return {"items": items, "payload": got.payload, "inner": await step.do("c", _returns_a_coroutine)}
+
+
+def test_bodies_that_mutate_results_run_finally_blocks_or_get_tuples_are_judged_right() -> None:
+    # Each was a false violation once: a result mutated in the model's journal, a tuple payload kept as a
+    # tuple, a coroutine reported as a callback's result, `finally` blocks run when the collector closed the
+    # model's replays, and a workflow listing with an instance the model let go.
+    scenario = Scenario("awkward", [awkward], runners=["a", "b"], steps=[
+        create(awkward, {"gather": True}, id="g"),
+        create(awkward, {}, id="w"),
+        run_until_idle(),
+        event("w", "e", {"items": (1, 2), "n": 1}),
+        run_until_idle(),
+        expect_status("g", "complete"),
+        expect_status("w", "complete"),
+        expect(lambda ctx: ctx.status("w").output["items"] == [1, 2, 3], "the body's copy was extended"),
+        expect(lambda ctx: ctx.state["finally"] == 2, "the finally block ran once per engine execution"),
+    ], tolerates=["interleaving"])
+    assert scenario.run().ok, scenario.run().report
+    assert all(scenario.run(seed).ok for seed in range(5))
