@@ -141,14 +141,24 @@ class Execution:
         """Await the callback, its attempt timeout and the heartbeat's lease-lost signal; first one wins.
 
         On timeout the callback is cancelled (a sync one in a thread runs on, its result discarded) and the
-        attempt fails; on a lost lease the whole execution is abandoned. A callback that finished in the same
-        turn as its timer, but after its deadline (a loop blocked by other code, a clock that jumped), outlived
-        its timeout all the same: its outcome is discarded (DESIGN §2).
+        attempt fails; on a lost lease the whole execution is abandoned. A callback whose timer fired in the
+        same turn is judged by when it finished on the runtime's clock: past its deadline (a clock that jumped
+        while it was suspended) it outlived its timeout, and its outcome is discarded (DESIGN §2); on time, it
+        stands. (A thread's finish is seen when the loop next runs: a loop blocked past the deadline by other
+        code costs that attempt a retry, never a late commit.)
         """
         # The callback runs in its own task (its own context, its own current_task() for asyncio.timeout,
         # TaskGroup and cancel scopes). One turn of the loop first: a callback that never suspends is done
         # then, and needs no timeout race.
-        work = asyncio.ensure_future(awaitable)
+        finished: list[float] = []
+
+        async def timed() -> Any:
+            try:
+                return await awaitable
+            finally:
+                finished.append(self.now())
+
+        work = asyncio.ensure_future(timed())
         try:
             await _one_turn()
         except BaseException:
@@ -166,7 +176,7 @@ class Execution:
             timer.cancel()
             raise
         timer.cancel()
-        if work.done() and self.now() - started <= timeout:
+        if work.done() and finished and finished[0] - started <= timeout:
             return work.result()
         work.cancel()
         try:

@@ -218,7 +218,7 @@ def _timeout_ignored(p: Patch) -> None:
 def _late_result_kept(p: Patch) -> None:
     # The shipped bug (found by the model on default seed 1051): the first of callback and timer to be seen
     # wins, so a callback that returned in the same turn as its timer, past its deadline, was committed.
-    rewrite(p, execution.Execution, "_guard", ("if work.done() and self.now() - started <= timeout:",
+    rewrite(p, execution.Execution, "_guard", ("if work.done() and finished and finished[0] - started <= timeout:",
                                                "if work.done():"))
 
 
