@@ -91,7 +91,7 @@ class Oracle:
         inst = self.model.instances.get(instance_id)
         return inst is not None and (workflow is None or inst.workflow == workflow)
 
-    # -- callbacks (reported by the program adapter) --------------------------------------------------------
+    # -- callbacks (reported by the programs' adapter and sim.world.reporting's wrapper) ---------------------
 
     def attempt_started(self, owner: str, ctx: Any, timeout: float, t: float) -> None:
         """A callback began: its StepContext must describe the step call its runner just reported."""

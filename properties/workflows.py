@@ -8,7 +8,7 @@ exactly as it answers a program's, so scenario files, the fuzzing world's hand-w
 workflows are judged by the same rules as the scripts.
 
 What the model cannot follow it says so instead of guessing (`Unmodelable`): a workflow that awaits anything but
-a step (`asyncio.gather`, `asyncio.sleep`) or reads the step object's internals. Such an instance is left to the
+a step (`asyncio.gather`, `asyncio.sleep`) or reads a scenario's `run_state()`. Such an instance is left to the
 generic properties. What a step callback did is never computed here: the simulator reports each attempt
 (`Attempt`) from a wrapper around the callback; without a report the model accepts the engine's record of it.
 """
