@@ -21,9 +21,8 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from engine import EngineError
+from engine import EngineError, WorkflowDefinition
 from engine._store import Claim, StepWrite, Suspension
-from engine import WorkflowDefinition
 from properties.model import Attempt, Model
 from properties.workflows import model_workflows
 
