@@ -69,7 +69,9 @@ class Model:
         self.events: list[EventState] = []
         self.violations: list[str] = []
         self.dropped: dict[str, str] = {}  # instance -> why the model cannot follow its workflow
-        self.dropped_workflows: set[str] = set()
+        # Workflows the model knows only in part (an instance let go, created with an id the engine picked, or
+        # sharing its id with another workflow): their listings and events to unknown ids are not judged.
+        self.partial: set[str] = set()
 
     def _fail(self, message: str) -> None:
         self.violations.append(message)
@@ -247,7 +249,7 @@ class Model:
             # Its events stay (their ids still conflict with later sends) but leave the comparisons.
             self.instances.pop(inst.instance_id, None)
             self.dropped[inst.instance_id] = str(exc)
-            self.dropped_workflows.add(inst.workflow)
+            self.partial.add(inst.workflow)
             return None
 
     def acceptable_event(self, inst: InstanceState, request: Wait, deadline: float) -> EventState | None:

@@ -75,9 +75,6 @@ class Oracle:
         self.calls: dict[tuple[str, str], tuple[int, str, int]] = {}
         self.touched: dict[str, float] = {}  # instance -> when a runner last reported anything about it
         self.owed: dict[str, tuple[float, str]] = {}  # instance -> since when (and why) progress is owed
-        # Workflows with instances the model does not know (let go, created with ids the engine picked, or
-        # sharing an id with another workflow): their listings and events to unknown ids are not judged.
-        self.partial: set[str] = set()
 
     @property
     def violations(self) -> list[str]:
@@ -294,9 +291,9 @@ class Oracle:
         if workflow not in m.workflows:
             return "WORKFLOW_NOT_FOUND" if workflow.startswith("m-") else NOT_JUDGED
         if instance in m.dropped or (instance in m.instances and m.instances[instance].workflow != workflow):
-            self.partial.add(workflow)
+            m.partial.add(workflow)
             return NOT_JUDGED  # a workflow the model cannot follow, or an id it already judges in another one
-        if kind == "event" and instance not in m.instances and workflow in self.partial:
+        if kind == "event" and instance not in m.instances and workflow in m.partial:
             return NOT_JUDGED  # perhaps an instance the model never saw created
         if kind == "create":
             code = m.refuse_create(workflow, instance, params)
@@ -308,7 +305,7 @@ class Oracle:
             items = list(params)
             if any(isinstance(i, tuple) and (i[0] in m.dropped or i[0] in m.instances and
                                              m.instances[i[0]].workflow != workflow) for i in items):
-                self.partial.add(workflow)
+                m.partial.add(workflow)
                 return NOT_JUDGED
             return m.create_batch(workflow, items, now)
         if kind == "event":
@@ -378,7 +375,7 @@ class Oracle:
             )
         for wf in sorted({i.workflow for i in m.instances.values()}):
             mine = [i for i in m.instances.values() if i.workflow == wf]
-            if wf not in self.partial and wf not in m.dropped_workflows:  # else the model knows only some
+            if wf not in m.partial:  # else the model knows only some of its instances
                 for status in (None, *sorted({i.status for i in mine})):
                     want = [i.instance_id for i in mine if status is None or i.status == status]
                     read(f"list {wf} status={status}", _pages(client, wf, status), want)

@@ -53,7 +53,8 @@ from properties.programs import (
     params_valid,
 )
 
-# DESIGN §2's defaults for a step call that leaves them out.
+# DESIGN §2's defaults for a step call that leaves them out, written here and not imported from the engine:
+# an oracle reading the engine's own defaults could not catch a wrong one.
 DEFAULT_RETRIES = (5, 10.0, "exponential")
 DEFAULT_STEP_TIMEOUT = 600.0
 DEFAULT_EVENT_TIMEOUT = 86400.0

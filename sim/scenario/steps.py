@@ -213,7 +213,7 @@ def create_batch(workflow: Any, items: Any, *, save_as: str | None = None, raise
         judge = (ctx.judge("batch", "", wf, params=pairs)
                  if all(isinstance(p, tuple) and p[0] is not None for p in pairs) else None)
         if judge is None:
-            ctx.oracle.partial.add(wf)
+            ctx.oracle.model.partial.add(wf)
         created = call_client(ctx, "create_batch", ctx.client.create_batch(wf, resolved), raises, judge)
         for item in resolved:
             if isinstance(item, Mapping) and isinstance(item.get("id"), str) and created is not None:
