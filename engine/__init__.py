@@ -21,6 +21,7 @@ from ._errors import (
     OutputValidationError,
     PayloadTooLarge,
     StepFailed,
+    StoreUnavailable,
     TooManySteps,
     WaitForEventTimeout,
     WorkflowNotFound,
@@ -49,7 +50,16 @@ __all__ = [
     "InvalidParams", "InvalidStepName", "LeaseLost", "NameTooLong", "NestedStepError", "NonRetryableError",
     "NondeterminismError", "NotSerializable",
     "OutputValidationError", "Page", "PayloadTooLarge", "ReceivedEvent", "Retries", "Runtime", "SqliteStore",
-    "Status", "StepContext", "StepFailed", "StepRecord", "StepTimeoutError", "Store", "SystemRuntime",
+    "Status", "StepContext", "StepFailed", "StoreUnavailable", "StepRecord", "StepTimeoutError", "Store", "SystemRuntime",
     "TooManySteps", "WaitForEventTimeout", "WorkflowDefinition", "WorkflowEvent", "WorkflowNotFound",
-    "WorkflowStep", "check_id", "define_workflow", "parse_duration",
+    "WorkflowStep", "check_id", "define_workflow", "parse_duration", "PostgresStore",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # psycopg loads only for engines that use PostgreSQL: a SQLite user never pays its import.
+    if name == "PostgresStore":
+        from ._pg_store import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")

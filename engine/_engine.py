@@ -18,6 +18,7 @@ from ._errors import (
     InvalidId,
     InvalidParams,
     NameTooLong,
+    StoreUnavailable,
     WorkflowNotFound,
 )
 from ._execution import Tracer
@@ -110,8 +111,11 @@ class Engine:
             raise InvalidArgument("lease must be longer than 0 s")
         if store is None:
             if database.startswith(("postgres://", "postgresql://")):
-                raise InvalidArgument("the PostgreSQL store is not available yet; use a SQLite path")
-            store = SqliteStore(database, runtime=self.runtime)
+                from ._pg_store import PostgresStore  # psycopg loads only when PostgreSQL is used
+
+                store = PostgresStore(database, runtime=self.runtime)
+            else:
+                store = SqliteStore(database, runtime=self.runtime)
         self.store: Store = store
         self.runner_id = runner_id if runner_id is not None else self.runtime.new_id()
         self.tracer = tracer
@@ -132,7 +136,7 @@ class Engine:
     async def close(self) -> None:
         """Stop workers and close the store's connection."""
         await self.stop()
-        self.store.close()
+        await self.store.aclose()
 
     # -- instance management -----------------------------------------------------------------------
 
@@ -177,9 +181,9 @@ class Engine:
                 raise InvalidParams(f"batch item {index}: {exc}", details=exc.details) from exc
         return await self.store.create_instances(workflow, prepared, self.store.now())
 
-    def _row(self, workflow: str, instance_id: str) -> dict[str, Any]:
+    async def _row(self, workflow: str, instance_id: str) -> dict[str, Any]:
         check_id(instance_id)
-        row = self.store.get_instance(workflow, instance_id)
+        row = await self.store.get_instance(workflow, instance_id)
         if row is None:
             if workflow not in self.workflows:
                 raise WorkflowNotFound(f"unknown workflow {workflow!r}")
@@ -188,7 +192,7 @@ class Engine:
 
     async def status(self, workflow: str, instance_id: str) -> InstanceInfo:
         """The instance's current status, output, error and run number."""
-        return _info(self._row(workflow, instance_id))
+        return _info(await self._row(workflow, instance_id))
 
     async def list_instances(
         self, workflow: str, status: str | Status | None = None, limit: int = 25, cursor: str | None = None
@@ -206,18 +210,18 @@ class Engine:
             if not isinstance(cursor, str) or not cursor.isdigit():
                 raise InvalidCursor(f"invalid cursor {cursor!r}")
             after = int(cursor)
-        rows = self.store.list_instances(workflow, status, limit, after)
+        rows = await self.store.list_instances(workflow, status, limit, after)
         more = len(rows) > limit
         rows = rows[:limit]
         return Page(tuple(_info(r) for r in rows), str(rows[-1]["seq"]) if more else None)
 
     async def history(self, workflow: str, instance_id: str, run_number: int | None = None) -> History:
         """Steps and events of the current run, or of an older run when `run_number` is given."""
-        row = self._row(workflow, instance_id)
+        row = await self._row(workflow, instance_id)
         run = row["run_number"] if run_number is None else run_number
         if isinstance(run, bool) or not isinstance(run, int) or not 1 <= run <= row["run_number"]:
             raise InvalidArgument(f"run_number must be in 1..{row['run_number']}, got {run_number!r}")
-        steps, events = self.store.history(workflow, instance_id, run)
+        steps, events = await self.store.history(workflow, instance_id, run)
         return History(steps=tuple(_step_record(s) for s in steps), events=tuple(_event_record(e) for e in events),
                        run_number=run)
 
@@ -233,27 +237,27 @@ class Engine:
         if event_id is not None:
             check_id(event_id, what="event id")
         encoded = encode(payload, what="event payload")
-        self._row(workflow, instance_id)
+        await self._row(workflow, instance_id)
         await self.store.send_event(workflow, instance_id, event_id, type, encoded, self.store.now())
 
     async def pause(self, workflow: str, instance_id: str) -> None:
         """Pause now, or at the next step boundary if a runner is executing the instance."""
-        self._row(workflow, instance_id)
+        await self._row(workflow, instance_id)
         await self.store.pause(workflow, instance_id, self.store.now())
 
     async def resume(self, workflow: str, instance_id: str) -> None:
         """Resume a paused instance (elapsed timers fire at once); a no-op if it is not paused."""
-        self._row(workflow, instance_id)
+        await self._row(workflow, instance_id)
         await self.store.resume(workflow, instance_id, self.store.now())
 
     async def terminate(self, workflow: str, instance_id: str) -> None:
         """Make the instance terminated at once; a late completion by a runner cannot override it."""
-        self._row(workflow, instance_id)
+        await self._row(workflow, instance_id)
         await self.store.terminate(workflow, instance_id, self.store.now())
 
     async def restart(self, workflow: str, instance_id: str) -> int:
         """Start a new run (run_number + 1) from any status; returns the new run number."""
-        self._row(workflow, instance_id)
+        await self._row(workflow, instance_id)
         return await self.store.restart(workflow, instance_id, self.store.now())
 
     # -- running -----------------------------------------------------------------------------------
@@ -312,11 +316,21 @@ class Engine:
 
     async def _poll(self, runner: Runner, interval: float, max_tasks: int) -> None:
         while not self._stopping:
-            if await runner.tick(max_tasks):
+            try:
+                productive = await runner.tick(max_tasks)
+            except StoreUnavailable as exc:
+                # The database is down or unreachable: keep the worker alive and poll again (a server
+                # restart must not end run_worker); leases keep every task safe meanwhile.
+                runner.trace("tick_error", reason=f"{type(exc).__name__}: {exc}")
+                productive = 0
+            if productive:
                 # Yield between productive ticks so sibling runner loops (concurrency > 1) get work too.
                 await self.runtime.sleep(0)
                 continue
-            sleeper = asyncio.ensure_future(self.runtime.sleep(interval))
+            if self._stopping:
+                # stop() ran while this tick awaited the store: it could not cancel a wait not yet begun.
+                break
+            sleeper = asyncio.ensure_future(self.store.wait_for_work(runner.names, interval))
             self._sleepers.add(sleeper)
             try:
                 await sleeper

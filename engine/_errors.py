@@ -74,6 +74,21 @@ class TooManySteps(EngineError):
     http_status = 400
 
 
+class StoreUnavailable(EngineError):
+    """The database could not be reached (or a commit's outcome is unknown) after the store's bounded retries.
+
+    Nothing was half-written: a transaction either committed whole or not at all. With `outcome_unknown`, it
+    may have committed; creates and sends with an id are idempotent, so calling again is safe.
+    """
+
+    code = "STORE_UNAVAILABLE"
+    http_status = 503
+
+    def __init__(self, message: str, *, outcome_unknown: bool = False, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.outcome_unknown = outcome_unknown
+
+
 class InvalidArgument(EngineError, ValueError):
     """A bad argument (a ValueError too, so code written against plain ValueError keeps working)."""
 

@@ -80,10 +80,10 @@ class Execution:
             self.trace("store_error", key=key, reason=f"{type(exc).__name__}: {exc}")
         return self._stop(Abandoned(str(exc)))
 
-    def check_lease(self, key: str) -> None:
+    async def check_lease(self, key: str) -> None:
         """Before a callback runs: a runner whose lease lapsed must not start a side effect that another
         runner may already have completed (property 1). A read, so the hot path keeps one write per step."""
-        if not self.store.holds_lease(self.claim):
+        if not await self.store.holds_lease(self.claim):
             raise self._abandon(key, LeaseLost("lease lapsed before the step callback"))
 
     async def commit(self, write: StepWrite, suspension: Suspension | None) -> None:
@@ -209,12 +209,12 @@ class Execution:
         # (issue 10: renewals used to start only once a callback yielded, then slept a fixed interval). Step
         # commits also extend the lease, so on waking the lease is read again before writing.
         third = self.lease / 3.0
-        until = self.claim.lease_until or self.store.held_until(self.claim)
+        until = self.claim.lease_until or await self.store.held_until(self.claim)
         while until is not None:
             wait = until - third - self.now()
             if wait > 0:
                 await self.runtime.sleep(wait)
-                until = self.store.held_until(self.claim)
+                until = await self.store.held_until(self.claim)
                 if until is None or until - third > self.now():
                     continue
             try:
@@ -222,7 +222,7 @@ class Execution:
             except Exception as exc:  # a store fault: try again soon; the lease itself says when to give up
                 self.trace("renew_error", reason=f"{type(exc).__name__}: {exc}")
                 await self.runtime.sleep(third / 8.0)
-                until = self.store.held_until(self.claim)
+                until = await self.store.held_until(self.claim)
                 continue
             if not renewed:
                 break

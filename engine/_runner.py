@@ -43,7 +43,7 @@ class Runner:
         if self._checkpoint is not None:
             await self._checkpoint(label)
 
-    def _trace(self, action: str, **detail: Any) -> None:
+    def trace(self, action: str, **detail: Any) -> None:
         if self.tracer is not None:
             self.tracer(action, detail)
 
@@ -53,8 +53,8 @@ class Runner:
             return 0
         await self._cp("tick:find")
         now = self.store.now()
-        due = self.store.find_due(self.names, now, max_tasks)
-        self._trace("find", now=now, due=[[t.id, t.kind, t.version] for t in due])
+        due = await self.store.find_due(self.names, now, max_tasks)
+        self.trace("find", now=now, due=[[t.id, t.kind, t.version] for t in due])
         processed = 0
         for task in due:
             if self.draining:
@@ -70,31 +70,31 @@ class Runner:
         except Exception as exc:
             # The claim may or may not have committed ("commit outcome unknown"); either way the lease
             # expires and the task is taken over, so skipping it is safe.
-            self._trace("claim_error", task=task.id, instance=task.instance_id,
+            self.trace("claim_error", task=task.id, instance=task.instance_id,
                         reason=f"{type(exc).__name__}: {exc}")
             return False
         if claim is None:
-            self._trace("claim_lost", task=task.id, instance=task.instance_id)
+            self.trace("claim_lost", task=task.id, instance=task.instance_id)
             return False
-        self._trace("claim", task=claim.task_id, version=claim.version, instance=claim.instance_id,
+        self.trace("claim", task=claim.task_id, version=claim.version, instance=claim.instance_id,
                     run=claim.run_number, kind=claim.kind, took_over=task.status == "processing",
                     lease_until=self.store.now() + self.lease)
         await self._cp("tick:claimed")
         try:
             await self.execute(claim)
         except (LeaseLost, Abandoned) as exc:
-            self._trace("abandon", task=claim.task_id, instance=claim.instance_id, reason=str(exc))
+            self.trace("abandon", task=claim.task_id, instance=claim.instance_id, reason=str(exc))
         except Exception as exc:
             # Store faults (I/O error, commit outcome unknown) abandon this claim; the lease expires and the
             # task is retried from durable state, so the runner itself survives.
             self.abandoned += 1
-            self._trace("abandon", task=claim.task_id, instance=claim.instance_id,
+            self.trace("abandon", task=claim.task_id, instance=claim.instance_id,
                         reason=f"{type(exc).__name__}: {exc}")
         return True
 
     async def execute(self, claim: Claim) -> None:
         """Replay the claimed run from the top and keep going until it suspends, ends or loses the task."""
-        loaded = self.store.load_run(claim)
+        loaded = await self.store.load_run(claim)
         if loaded is None:
             return
         execution = Execution(claim=claim, store=self.store, runtime=self.runtime, lease=self.lease,
@@ -122,10 +122,10 @@ class Runner:
         try:
             await self.store.release(claim)
         except Exception as exc:  # lost already, or a store fault: the lease expires on its own
-            self._trace("release_error", task=claim.task_id, instance=claim.instance_id,
+            self.trace("release_error", task=claim.task_id, instance=claim.instance_id,
                         reason=f"{type(exc).__name__}: {exc}")
             return
-        self._trace("release", task=claim.task_id, version=claim.version, instance=claim.instance_id)
+        self.trace("release", task=claim.task_id, version=claim.version, instance=claim.instance_id)
 
     async def _execute(self, claim: Claim, loaded: LoadedRun, execution: Execution) -> None:
         definition = self.workflows[claim.workflow]
@@ -150,7 +150,7 @@ class Runner:
                 elif signal.suspension is not None:
                     await self._cp("suspend")
                     paused = await self.store.suspend(claim, signal.suspension)
-                    self._trace("suspend", task=claim.task_id, version=claim.version, instance=claim.instance_id,
+                    self.trace("suspend", task=claim.task_id, version=claim.version, instance=claim.instance_id,
                                 kind=signal.suspension.kind, run_at=signal.suspension.run_at, paused=paused)
                 return
             except Abandoned:
@@ -172,5 +172,5 @@ class Runner:
         await self._cp("finish")
         status = "errored" if error is not None else "complete"
         await self.store.finish(claim, status, output, error)
-        self._trace("finish", task=claim.task_id, version=claim.version, instance=claim.instance_id,
+        self.trace("finish", task=claim.task_id, version=claim.version, instance=claim.instance_id,
                     run=claim.run_number, status=status, error=error[0] if error else None)

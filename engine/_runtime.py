@@ -24,6 +24,9 @@ class Runtime(Protocol):
     and ``run_sync(fn, *args)``: how a sync step callback runs off the event loop, so the heartbeat and the
     attempt timeout keep running beside it; it returns an awaitable of the result (or, for a call that
     already finished inline, the result itself). Without one, a worker thread is used (`run_in_thread`).
+    And ``run_blocking(fn)``: where a store runs one synchronous transaction that waits on the network
+    (PostgreSQL); it returns an awaitable of the result. Without one, the store runs it inline, which is what
+    a simulated runtime wants (every transaction then happens at one scheduling point).
     """
 
     random: random.Random
@@ -57,12 +60,16 @@ def run_in_thread(
 class SystemRuntime:
     """Production runtime: the real clock, OS randomness, uuid4 ids and asyncio sleeps."""
 
-    def __init__(self, *, max_sync_threads: int = 32) -> None:
+    def __init__(self, *, max_sync_threads: int = 32, max_store_threads: int = 16) -> None:
         self.random = random.Random()
         self.max_sync_threads = max_sync_threads
+        self.max_store_threads = max_store_threads
         # Created on first use; its own, so hung sync callbacks cannot exhaust the loop's default executor
         # (which DNS lookups and other libraries share).
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        # Store transactions get threads of their own: callbacks that hang must never starve the commits
+        # and heartbeats that keep leases alive.
+        self._store_executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     def now(self) -> float:
         """Wall-clock seconds since the epoch."""
@@ -82,3 +89,10 @@ class SystemRuntime:
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 max_workers=self.max_sync_threads, thread_name_prefix="stepsim-step")
         return run_in_thread(fn, *args, executor=self._executor)
+
+    def run_blocking(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """A store's synchronous transaction (network round trips) in a worker thread, off the event loop."""
+        if self._store_executor is None:
+            self._store_executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.max_store_threads, thread_name_prefix="stepsim-store")
+        return asyncio.get_running_loop().run_in_executor(self._store_executor, fn)

@@ -1,4 +1,4 @@
-"""SQLite store: owns the connection, every BEGIN IMMEDIATE/COMMIT, and the bounded busy retry."""
+"""SQLite store: owns the connection and every BEGIN IMMEDIATE/COMMIT; busy errors are its transient ones."""
 
 from __future__ import annotations
 
@@ -6,15 +6,11 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import _sqlite_txn as txn
 from ._runtime import Runtime
 from ._schema import migrate
-from ._store import Claim, DueTask, LeaseLost, LoadedRun, StepWrite, Suspension, WaitOutcome
+from ._txn_store import TxnStore
 
 T = TypeVar("T")
-
-BUSY_RETRIES = 8
-BUSY_BACKOFF = 0.005
 
 
 def is_busy(exc: BaseException) -> bool:
@@ -36,7 +32,7 @@ def connect(path: str, *, busy_timeout_ms: int = 5000) -> sqlite3.Connection:
     return conn
 
 
-class SqliteStore:
+class SqliteStore(TxnStore):
     """The `Store` over one SQLite connection.
 
     `connection=` lets several engines (simulated runners) share one database; `clock=` is the one
@@ -86,34 +82,13 @@ class SqliteStore:
             self.write_transactions += 1
         return result
 
-    async def _retrying(self, attempt_once: Callable[[], T]) -> T:
-        """Bounded retry on busy (the transaction rolled back, so a retry is safe); waits go through the
-        runtime. The one retry loop of the store: `write` and `fenced` differ only in their arguments."""
-        for attempt in range(BUSY_RETRIES):
-            try:
-                return attempt_once()
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc) or attempt == BUSY_RETRIES - 1:
-                    raise
-            await self.runtime.sleep(BUSY_BACKOFF * 2**attempt)
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+    def is_transient(self, exc: BaseException) -> bool:
+        """Busy and locked errors: SQLite rolled the transaction back."""
+        return is_busy(exc)
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
-        """One write transaction; its arguments (ids, timestamps) are fixed before any retry."""
-        return await self._retrying(lambda: self.run_txn(fn, *args))
-
-    async def fenced(self, fn: Callable[..., T], *args: Any, lease: float) -> T:
-        """A write fenced on a claim: `now` and `now + lease` are read afresh for every try.
-
-        A fence checked against a `now` computed before a busy-retry sleep would let a runner commit after
-        its lease ran out while it slept (found by the simulator: busy fault + clock jump, property 3).
-        """
-
-        def attempt_once() -> T:
-            now = self.now()
-            return self.run_txn(fn, *args, now, now + lease)
-
-        return await self._retrying(attempt_once)
+    def query(self, fn: Callable[..., T], *args: Any) -> T:
+        """A one-statement read on the connection, outside any transaction."""
+        return fn(self.conn, *args)
 
     def read(self, fn: Callable[..., T], *args: Any) -> T:
         """A read; multi-statement reads run in one deferred transaction for a consistent snapshot."""
@@ -124,80 +99,3 @@ class SqliteStore:
         finally:
             conn.execute("COMMIT")
 
-    # -- instance management --------------------------------------------------------------------
-
-    async def create_instances(self, workflow: str, items: list[tuple[str, str]], now: float) -> list[str]:
-        return await self.write(txn.create_instances_txn, workflow, items, now)
-
-    def get_instance(self, workflow: str, instance_id: str) -> dict[str, Any] | None:
-        return txn.get_instance_txn(self.conn, workflow, instance_id)
-
-    def list_instances(
-        self, workflow: str, status: str | None, limit: int, after: int | None
-    ) -> list[dict[str, Any]]:
-        return txn.list_instances_txn(self.conn, workflow, status, limit, after)
-
-    def history(
-        self, workflow: str, instance_id: str, run_number: int
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        return self.read(txn.history_txn, workflow, instance_id, run_number)
-
-    async def send_event(
-        self, workflow: str, instance_id: str, event_id: str | None, type: str, payload: str, now: float
-    ) -> str:
-        return await self.write(txn.send_event_txn, workflow, instance_id, event_id, type, payload, now)
-
-    async def pause(self, workflow: str, instance_id: str, now: float) -> str:
-        return await self.write(txn.pause_txn, workflow, instance_id, now)
-
-    async def resume(self, workflow: str, instance_id: str, now: float) -> str:
-        return await self.write(txn.resume_txn, workflow, instance_id, now)
-
-    async def terminate(self, workflow: str, instance_id: str, now: float) -> str:
-        return await self.write(txn.terminate_txn, workflow, instance_id, now)
-
-    async def restart(self, workflow: str, instance_id: str, now: float) -> int:
-        return await self.write(txn.restart_txn, workflow, instance_id, now)
-
-    # -- runner -----------------------------------------------------------------------------------
-
-    def find_due(self, workflows: tuple[str, ...], now: float, limit: int) -> list[DueTask]:
-        return txn.find_due_txn(self.conn, workflows, now, limit)
-
-    async def claim(self, task: DueTask, owner: str, lease: float) -> Claim | None:
-        return await self.fenced(txn.claim_txn, task, owner, lease=lease)
-
-    def load_run(self, claim: Claim) -> LoadedRun | None:
-        return self.read(txn.load_run_txn, claim)
-
-    def holds_lease(self, claim: Claim) -> bool:
-        return self.held_until(claim) is not None
-
-    def held_until(self, claim: Claim) -> float | None:
-        return txn.held_until_txn(self.conn, claim, self.now())
-
-    async def renew_lease(self, claim: Claim, lease: float) -> bool:
-        try:
-            await self.fenced(txn.renew_txn, claim, lease=lease)
-        except LeaseLost:
-            return False
-        return True
-
-    async def commit_step(self, claim: Claim, step: StepWrite, suspend: Suspension | None, lease: float) -> bool:
-        return await self.fenced(txn.commit_step_txn, claim, step, suspend, lease=lease)
-
-    async def wait_event(
-        self, claim: Claim, step: StepWrite, match: dict[str, Any] | None, deadline: float, lease: float
-    ) -> WaitOutcome:
-        return await self.fenced(txn.wait_event_txn, claim, step, match, deadline, lease=lease)
-
-    async def suspend(self, claim: Claim, suspension: Suspension) -> bool:
-        return await self.fenced(txn.suspend_txn, claim, suspension, lease=0.0)
-
-    async def release(self, claim: Claim) -> None:
-        await self.fenced(txn.release_txn, claim, lease=0.0)
-
-    async def finish(
-        self, claim: Claim, status: str, output: str | None, error: tuple[str, str] | None
-    ) -> None:
-        await self.fenced(txn.finish_txn, claim, status, output, error, lease=0.0)

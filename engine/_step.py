@@ -198,7 +198,7 @@ class WorkflowStep:
             bad_result = False
             result_text = ""
             await x.checkpoint("step:call")
-            x.check_lease(key)
+            await x.check_lease(key)
             x.trace("step_call", key=key, attempt=attempt)
             token = _IN_CALLBACK.set((x.claim.workflow, x.claim.instance_id))
             try:

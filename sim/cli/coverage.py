@@ -199,7 +199,7 @@ EXACT: dict[tuple[str, str], str] = {
     ("engine/_schema.py", 'conn.execute("ROLLBACK")'): _MIGRATIONS,
     ("engine/_schema.py", "raise"): _MIGRATIONS,
     ("engine/_step.py", "except (TypeError, ValueError):"): _UNSIGNED,
-    ("engine/_sqlite_txn.py", "return"): _RACE,
+    ("engine/_txn.py", "return"): _RACE,
     ("engine/_workflow.py", "raise"): "a validator that raises SchemaError itself; tests/engine cover it",
     ("engine/_engine.py", "return None"): _PRODUCTION,
     ("engine/_workflow.py", "return self.spec.model_validate(raw)"): _SCHEMAS,

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import engine._execution as execution
 import engine._runner as runner
 import engine._sqlite_store as store
-import engine._sqlite_txn as txn
+import engine._txn as txn
 import engine._step as step
 from engine._store import Claim
 from sim.world.current import CURRENT_WORLD
@@ -291,8 +291,8 @@ def _patch_canary(p: Patch) -> None:
 def _patch_wall_clock(p: Patch) -> None:
     # A debugging timestamp from the wall clock in the runner's `find` record: the engine still behaves the
     # same, but a seed no longer replays to the same trace (the determinism self-check must flag it).
-    rewrite(p, runner.Runner, "tick", ('self._trace("find", now=now,',
-                                       'self._trace("find", now=now, wall=__import__("time").time(),'))
+    rewrite(p, runner.Runner, "tick", ('self.trace("find", now=now,',
+                                       'self.trace("find", now=now, wall=__import__("time").time(),'))
 
 
 # sim/search/explore.py's act() lets the client act at once whenever no task is due ("delaying it only shifts

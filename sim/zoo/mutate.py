@@ -33,7 +33,7 @@ import __future__
 from sim.zoo.patching import Patcher
 
 MODULES = (
-    "engine._sqlite_txn",
+    "engine._txn",
     "engine._step",
     "engine._execution",
     "engine._runner",

@@ -13,7 +13,7 @@ import attrs
 import engine._execution as execution
 import engine._records as records
 import engine._runner as runner
-import engine._sqlite_txn as txn
+import engine._txn as txn
 import engine._step as step
 from sim.zoo.patching import Patch, rewrite
 from sim.world.workload import Op

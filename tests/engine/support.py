@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from engine import Engine
@@ -43,6 +44,13 @@ async def settle(rounds: int = 40) -> None:
     """Let every ready task run until it blocks (on a clock timer or an asyncio.Event)."""
     for _ in range(rounds):
         await asyncio.sleep(0)
+
+
+def shared_database(directory: Path) -> str:
+    """A database several engines can share under the backend being tested: the test's PostgreSQL schema
+    (what `Engine()` defaults to there), else a SQLite file in `directory` (":memory:" is one per engine)."""
+    default = Engine.__init__.__defaults__[0]  # type: ignore[index]
+    return default if default.startswith("postgresql://") else str(directory / "shared.db")
 
 
 def counts(engine: Engine) -> dict[str, int]:

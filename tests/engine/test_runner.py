@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fakes import ManualRuntime
-from support import T0, Recorder, finished, run_async, settle, tasks
+from support import T0, Recorder, finished, run_async, settle, shared_database, tasks
 
 from engine import Engine, Retries, WorkflowEvent, WorkflowStep, define_workflow
 
@@ -51,8 +51,8 @@ class Gated:
 async def engines(
     rt: ManualRuntime, path: Path, *definitions: Any, names: tuple[str, ...] = ("A", "B"), **kwargs: Any
 ) -> AsyncIterator[list[Engine]]:
-    """Several engines with distinct runner ids over one SQLite file and one clock."""
-    opened = [Engine(str(path / "shared.db"), workflows=list(definitions), runtime=rt, runner_id=n,
+    """Several engines with distinct runner ids over one database (per backend) and one clock."""
+    opened = [Engine(shared_database(path), workflows=list(definitions), runtime=rt, runner_id=n,
                      lease=LEASE, **kwargs) for n in names]
     try:
         yield opened
@@ -449,6 +449,28 @@ def test_worker_polls_processes_work_and_returns_on_stop(rt: ManualRuntime) -> N
             await eng.stop()
             await settle()
             assert worker.done() and worker.result() is None
+
+    run_async(main())
+
+
+def test_stop_while_a_tick_awaits_the_store_ends_the_worker(
+    rt: ManualRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stop() while the worker's tick awaits the store (PostgreSQL runs transactions on threads) ends the
+    worker; it must not go on to idle a whole poll interval in a wait that stop() could not cancel."""
+    gated = Gated()
+
+    async def yielding(self: Any, fn: Any) -> Any:
+        await asyncio.sleep(0)  # as a transaction on a store thread would
+        return fn()
+
+    async def main() -> None:
+        async with Engine(workflows=[gated.definition], runtime=rt) as eng:
+            monkeypatch.setattr(type(eng.store), "blocking", yielding)
+            worker = asyncio.ensure_future(eng.run_worker(poll_interval="1 hour"))
+            await asyncio.sleep(0)  # the worker is now inside its first find_due
+            await eng.stop()
+            await finished(worker)
 
     run_async(main())
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fakes import ManualRuntime
-from support import T0, Recorder, run_async, settle
+from support import Recorder, T0, run_async, settle, shared_database
 
 from engine import Engine, Retries, StepFailed, SystemRuntime, WorkflowEvent, WorkflowStep, define_workflow
 
@@ -53,7 +53,7 @@ def test_a_70_s_sync_step_under_a_60_s_lease_runs_once_and_completes(tmp_path: P
         return await step.do("slow", slow, timeout="10 min")
 
     trace = Recorder()
-    path = str(tmp_path / "db.sqlite")
+    path = shared_database(tmp_path)
 
     async def main() -> None:
         async with Engine(path, [slow_sync], runtime=runtime, runner_id="a", lease=LEASE, tracer=trace) as a, \

@@ -12,7 +12,7 @@ import attrs
 import pydantic
 import pytest
 from fakes import ManualRuntime
-from support import T0, at, counts, run_async
+from support import T0, at, counts, run_async, shared_database
 
 import engine._step
 from engine import (
@@ -313,7 +313,7 @@ def test_nondeterminism_across_engines_sharing_a_file(rt: ManualRuntime, tmp_pat
         await step.sleep("wait", "1 min")
         await step.do("build", lambda: 1)
 
-    db = str(tmp_path / "wf.db")
+    db = shared_database(tmp_path)
 
     async def main() -> None:
         async with Engine(db, workflows=[v1], runtime=rt, runner_id="old") as old:

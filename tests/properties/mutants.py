@@ -22,7 +22,7 @@ import attrs
 import pytest
 
 import engine._runner as runner
-import engine._sqlite_txn as txn
+import engine._txn as txn
 import engine._step as step
 import sim.zoo.mutants as zoo
 from engine._store import Claim

@@ -183,7 +183,7 @@ class TestProfiles:
 def test_quality_mutants_come_from_the_zoo_catalogue() -> None:
     """Each quality-tier mutant is a bug-zoo mutant (one definition per broken engine), and applying it
     swaps an engine function that is restored afterwards."""
-    import engine._sqlite_txn as txn
+    import engine._txn as txn
     import engine._step as step
 
     for mutant in MUTANTS:

@@ -11,7 +11,7 @@ import attrs
 import pytest
 from mutants import MUTANTS, Mutant, Setting, caught_by, control_seeds, rewrite
 
-import engine._sqlite_txn as txn
+import engine._txn as txn
 
 CONTROLS = sorted(control_seeds().items(), key=lambda item: item[0].name)
 

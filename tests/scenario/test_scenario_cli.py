@@ -94,7 +94,7 @@ def test_check_fails_when_a_scenario_fails(tmp_path: Path) -> None:
 def test_check_reports_fuzz_failures_with_their_reproduction(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A fuzz seed that breaks a property fails `stepsim check`; the summary shows it and how to replay it."""
-    import engine._sqlite_txn as txn
+    import engine._txn as txn
 
     def no_fence(conn, claim, now, lease_until):  # type: ignore[no-untyped-def]
         conn.execute("UPDATE workflow_task SET locked_until = ? WHERE id = ?", (lease_until, claim.task_id))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import engine._sqlite_txn as txn
+import engine._txn as txn
 from sim.scenario.dsl import ScenarioFailure
 from sim.scenario.files import load
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 import engine._codec as codec
-import engine._sqlite_txn as txn
+import engine._txn as txn
 from sim.cli.main import main
 from sim.zoo.mutate import Mutation, apply_mutation, judge, mutations
 from sim.zoo.patching import Patcher
@@ -20,14 +20,14 @@ def test_coverage_writes_the_branch_figure_and_a_reason_for_every_gap(tmp_path: 
     result = CliRunner().invoke(main, ["coverage", "--seeds", "2", "--profile", "calm", "--out", str(out)])
     assert result.exit_code == 0, result.output
     text = out.read_text()
-    assert "**Branches: " in text and "| `engine/_sqlite_txn.py` |" in text
+    assert "**Branches: " in text and "| `engine/_txn.py` |" in text
     assert "## Every uncovered branch and line, with the reason" in text
     assert "production wiring the simulator replaces" in text  # reasons are attached, not only listed
 
 
 def test_every_mutation_applies_and_is_undone() -> None:
     """Each mutant compiles and swaps in; undoing the patch restores the engine's own functions."""
-    found = [m for m in mutations(("engine._sqlite_txn", "engine._codec"))]
+    found = [m for m in mutations(("engine._txn", "engine._codec"))]
     before = {name: fn for name, fn in vars(txn).items() if isinstance(fn, types.FunctionType)}
     assert len(found) > 100 and {m.kind for m in found} >= {"compare", "sql-compare", "sql-condition", "remove"}
     for mutation in found:
@@ -40,7 +40,7 @@ def test_every_mutation_applies_and_is_undone() -> None:
 def test_the_searches_kill_a_blind_claim() -> None:
     """A claim that no longer checks the task is unchanged since it was found (the version condition dropped:
     two runners can claim one task) is killed by a search, by a property."""
-    fence = next(m for m in mutations(("engine._sqlite_txn",))
+    fence = next(m for m in mutations(("engine._txn",))
                  if m.owner == "claim_txn" and m.kind == "sql-condition" and "AND version = ?" not in m.after
                  and m.after.startswith("UPDATE workflow_task"))
     verdict = judge((fence, 20))

@@ -7,7 +7,7 @@ import time
 import attrs
 import pytest
 
-import engine._sqlite_txn as txn
+import engine._txn as txn
 from properties.model import Model
 from properties.programs import Do, SleepUntil, Wait, call_error
 from sim.core.watchdog import Hang, wall_budget

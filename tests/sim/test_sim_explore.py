@@ -8,7 +8,7 @@ import attrs
 import pytest
 from click.testing import CliRunner
 
-import engine._sqlite_txn as txn
+import engine._txn as txn
 from engine._store import Claim, DueTask
 from sim.cli.main import main
 from sim.search.explore import CONFIGS, Enumerator, ExploreConfig, explore, replay_tape, write_tape

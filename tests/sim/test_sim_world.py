@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import engine._sqlite_txn as txn
+import engine._txn as txn
 from sim.search.campaign import campaign, repro_line, resolve_profile, save_failure, self_check
 from sim.cli.main import main
 from sim.world.simulation import run_seed

@@ -10,7 +10,7 @@ from sim.zoo.mutate import judge, mutations
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("module", ["engine._sqlite_txn", "engine._step"])
+@pytest.mark.parametrize("module", ["engine._txn", "engine._step"])
 def test_the_searches_kill_most_mutants_of_the_core_modules(module: str) -> None:
     """At least 80% of the mutants that change behaviour are killed by fuzz and the explorer, no example test."""
     verdicts = list(run_all(judge, [(m, 40) for m in mutations((module,))], jobs=2, chunksize=1))

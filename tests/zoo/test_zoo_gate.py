@@ -19,7 +19,7 @@ import engine._execution as execution
 import engine._records as records
 import engine._runner as runner
 import engine._sqlite_store as store
-import engine._sqlite_txn as txn
+import engine._txn as txn
 import engine._step as step
 from sim.search.campaign import self_check
 from sim.world.probes import probe_campaign

@@ -1,13 +1,18 @@
-"""One transaction's work each, for SQLite: `*_txn(conn, ...)` functions.
+"""One transaction's work each, for both backends: `*_txn(conn, ...)` functions.
 
-Callers (the store) own BEGIN/COMMIT and the retry loop; ids and timestamps arrive as arguments so a
+Callers (the stores) own BEGIN/COMMIT and the retry loop; ids and timestamps arrive as arguments so a
 retried body cannot change them. Functions that take a `Claim` first fence on it (property 3).
+
+The SQL is portable: `?` placeholders (the PostgreSQL adapter, `_pg_conn`, rewrites them) and nothing only
+one dialect knows. Where PostgreSQL needs more than SQLite, `_locking` adds it: SQLite's `BEGIN IMMEDIATE`
+serialises every writer, while PostgreSQL under READ COMMITTED lets two transactions read the same row, so
+a transaction that reads before it writes locks what it read, always the task row(s) before the instance row
+(one order everywhere, so two writers of one instance queue instead of deadlocking).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 import attrs
@@ -24,9 +29,21 @@ _INSTANCE_COLUMNS = (
 )
 
 
-def _instance(conn: sqlite3.Connection, workflow: str, instance_id: str) -> sqlite3.Row:
-    row: sqlite3.Row | None = conn.execute(
-        f"SELECT {_INSTANCE_COLUMNS} FROM workflow_instance WHERE workflow_name = ? AND instance_id = ?",
+def _locking(conn: Any, clause: str = "FOR UPDATE") -> str:
+    """A row-lock clause where the backend needs one (PostgreSQL), else nothing (SQLite)."""
+    return f" {clause}" if getattr(conn, "locks_rows", False) else ""
+
+
+def _instance(conn: Any, workflow: str, instance_id: str) -> Any:
+    """The instance row, locked for this transaction (with its task first) on PostgreSQL."""
+    if getattr(conn, "locks_rows", False):
+        conn.execute(
+            "SELECT id FROM workflow_task WHERE workflow_name = ? AND instance_id = ? ORDER BY id FOR UPDATE",
+            (workflow, instance_id),
+        ).fetchall()
+    row = conn.execute(
+        f"SELECT {_INSTANCE_COLUMNS} FROM workflow_instance WHERE workflow_name = ? AND instance_id = ?"
+        + _locking(conn),
         (workflow, instance_id),
     ).fetchone()
     if row is None:
@@ -35,7 +52,7 @@ def _instance(conn: sqlite3.Connection, workflow: str, instance_id: str) -> sqli
 
 
 def _insert_task(
-    conn: sqlite3.Connection, workflow: str, instance_id: str, run_number: int, kind: str, run_at: float
+    conn: Any, workflow: str, instance_id: str, run_number: int, kind: str, run_at: float
 ) -> None:
     conn.execute(
         "INSERT INTO workflow_task (workflow_name, instance_id, run_number, kind, priority, run_at, status) "
@@ -48,7 +65,7 @@ def _insert_task(
 
 
 def create_instances_txn(
-    conn: sqlite3.Connection, workflow: str, items: list[tuple[str, str]], now: float
+    conn: Any, workflow: str, items: list[tuple[str, str]], now: float
 ) -> list[str]:
     """Insert instances (id, params JSON) with a `run` task each; existing ids are skipped (idempotent)."""
     created = []
@@ -64,7 +81,7 @@ def create_instances_txn(
     return created
 
 
-def get_instance_txn(conn: sqlite3.Connection, workflow: str, instance_id: str) -> dict[str, Any] | None:
+def get_instance_txn(conn: Any, workflow: str, instance_id: str) -> dict[str, Any] | None:
     """The instance row as a dict, or None."""
     row = conn.execute(
         f"SELECT {_INSTANCE_COLUMNS} FROM workflow_instance WHERE workflow_name = ? AND instance_id = ?",
@@ -74,7 +91,7 @@ def get_instance_txn(conn: sqlite3.Connection, workflow: str, instance_id: str) 
 
 
 def list_instances_txn(
-    conn: sqlite3.Connection, workflow: str, status: str | None, limit: int, after: int | None
+    conn: Any, workflow: str, status: str | None, limit: int, after: int | None
 ) -> list[dict[str, Any]]:
     """Instances in creation order after cursor `after` (a seq); `limit + 1` rows tell if more exist."""
     sql = f"SELECT {_INSTANCE_COLUMNS} FROM workflow_instance WHERE workflow_name = ? AND seq > ?"
@@ -88,7 +105,7 @@ def list_instances_txn(
 
 
 def history_txn(
-    conn: sqlite3.Connection, workflow: str, instance_id: str, run_number: int
+    conn: Any, workflow: str, instance_id: str, run_number: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Steps of one run in execution order, and the events sent to that run in send order."""
     steps = [
@@ -110,8 +127,8 @@ def history_txn(
     return steps, events
 
 
-def _waiting_for(conn: sqlite3.Connection, workflow: str, instance_id: str, run_number: int) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = conn.execute(
+def _waiting_for(conn: Any, workflow: str, instance_id: str, run_number: int) -> Any:
+    row: Any = conn.execute(
         "SELECT step_key, wait_event_type, wait_match, wake_at FROM workflow_step "
         "WHERE workflow_name = ? AND instance_id = ? AND run_number = ? AND status = 'waiting' "
         "AND type = 'wait_for_event'",
@@ -121,7 +138,7 @@ def _waiting_for(conn: sqlite3.Connection, workflow: str, instance_id: str, run_
 
 
 def send_event_txn(
-    conn: sqlite3.Connection, workflow: str, instance_id: str, event_id: str | None, type: str,
+    conn: Any, workflow: str, instance_id: str, event_id: str | None, type: str,
     payload: str, now: float,
 ) -> str:
     """Buffer an event; wake the instance if it waits for this type. Returns 'sent' or 'duplicate'."""
@@ -148,14 +165,15 @@ def send_event_txn(
     if waiting is not None and waiting["wait_event_type"] == type:
         # Only a pending task is moved; a processing runner re-checks the buffer in suspend_txn.
         conn.execute(
-            "UPDATE workflow_task SET kind = 'wake', priority = 0, run_at = MIN(run_at, ?) "
+            "UPDATE workflow_task SET kind = 'wake', priority = 0, "
+            "run_at = CASE WHEN run_at <= ? THEN run_at ELSE ? END "
             "WHERE workflow_name = ? AND instance_id = ? AND run_number = ? AND status = 'pending'",
-            (now, workflow, instance_id, inst["run_number"]),
+            (now, now, workflow, instance_id, inst["run_number"]),
         )
     return "sent"
 
 
-def pause_txn(conn: sqlite3.Connection, workflow: str, instance_id: str, now: float) -> str:
+def pause_txn(conn: Any, workflow: str, instance_id: str, now: float) -> str:
     """Pause now if no runner holds a live lease, else request pause at the next step boundary."""
     inst = _instance(conn, workflow, instance_id)
     if inst["status"] in TERMINAL:
@@ -178,7 +196,7 @@ def pause_txn(conn: sqlite3.Connection, workflow: str, instance_id: str, now: fl
     return "paused"
 
 
-def _apply_pause(conn: sqlite3.Connection, workflow: str, instance_id: str, now: float) -> None:
+def _apply_pause(conn: Any, workflow: str, instance_id: str, now: float) -> None:
     # A paused instance has no task, so it is neither claimed nor polled (property 6).
     conn.execute("DELETE FROM workflow_task WHERE workflow_name = ? AND instance_id = ?", (workflow, instance_id))
     conn.execute(
@@ -188,7 +206,7 @@ def _apply_pause(conn: sqlite3.Connection, workflow: str, instance_id: str, now:
     )
 
 
-def resume_txn(conn: sqlite3.Connection, workflow: str, instance_id: str, now: float) -> str:
+def resume_txn(conn: Any, workflow: str, instance_id: str, now: float) -> str:
     """Resume a paused instance with a `resume` task; cancel a pending pause request; else no-op."""
     inst = _instance(conn, workflow, instance_id)
     if inst["status"] in TERMINAL:
@@ -211,7 +229,7 @@ def resume_txn(conn: sqlite3.Connection, workflow: str, instance_id: str, now: f
     return "noop"
 
 
-def terminate_txn(conn: sqlite3.Connection, workflow: str, instance_id: str, now: float) -> str:
+def terminate_txn(conn: Any, workflow: str, instance_id: str, now: float) -> str:
     """Terminal at once; deleting the task fences any runner still executing it (terminate beats completion)."""
     inst = _instance(conn, workflow, instance_id)
     if inst["status"] in TERMINAL:
@@ -225,7 +243,7 @@ def terminate_txn(conn: sqlite3.Connection, workflow: str, instance_id: str, now
     return "terminated"
 
 
-def restart_txn(conn: sqlite3.Connection, workflow: str, instance_id: str, now: float) -> int:
+def restart_txn(conn: Any, workflow: str, instance_id: str, now: float) -> int:
     """Start run N+1 from any status; the old run's task goes, so a stale runner is fenced out."""
     inst = _instance(conn, workflow, instance_id)
     run_number = inst["run_number"] + 1
@@ -243,7 +261,7 @@ def restart_txn(conn: sqlite3.Connection, workflow: str, instance_id: str, now: 
 # --- runner ----------------------------------------------------------------------------------------
 
 
-def find_due_txn(conn: sqlite3.Connection, workflows: tuple[str, ...], now: float, limit: int) -> list[DueTask]:
+def find_due_txn(conn: Any, workflows: tuple[str, ...], now: float, limit: int) -> list[DueTask]:
     """Due tasks in priority order wake, retry, resume, run, then run_at, then id (property 2).
 
     A processing task whose lease expired is due again: its runner is presumed dead.
@@ -262,10 +280,32 @@ def find_due_txn(conn: sqlite3.Connection, workflows: tuple[str, ...], now: floa
     ]
 
 
+def next_due_txn(conn: Any, workflows: tuple[str, ...]) -> float | None:
+    """When the next task of these workflows falls due (a pending run_at or a lease's end), or None.
+
+    An idle worker sleeps until then at most, so a retry or a wake-up is not late by a whole poll interval.
+    """
+    marks = ",".join("?" * len(workflows))
+    row = conn.execute(
+        "SELECT MIN(CASE WHEN status = 'pending' THEN run_at ELSE locked_until END) FROM workflow_task "
+        f"WHERE workflow_name IN ({marks})",
+        workflows,
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
 def claim_txn(
-    conn: sqlite3.Connection, task: DueTask, owner: str, now: float, lease_until: float
+    conn: Any, task: DueTask, owner: str, now: float, lease_until: float
 ) -> Claim | None:
-    """Optimistic claim: succeeds only if the row is unchanged since it was found and still due."""
+    """Optimistic claim: succeeds only if the row is unchanged since it was found and still due.
+
+    On PostgreSQL the row is first locked with SKIP LOCKED: a task another transaction holds right now is
+    left to it rather than waited for (competing runners never queue on one row).
+    """
+    if getattr(conn, "locks_rows", False) and conn.execute(
+        "SELECT id FROM workflow_task WHERE id = ? FOR UPDATE SKIP LOCKED", (task.id,)
+    ).fetchone() is None:
+        return None
     cur = conn.execute(
         "UPDATE workflow_task SET status = 'processing', lock_owner = ?, locked_until = ?, version = version + 1 "
         "WHERE id = ? AND version = ? AND ((status = 'pending' AND run_at <= ?) "
@@ -284,7 +324,7 @@ def claim_txn(
                  instance_id=task.instance_id, run_number=task.run_number, kind=task.kind, lease_until=lease_until)
 
 
-def load_run_txn(conn: sqlite3.Connection, claim: Claim) -> LoadedRun | None:
+def load_run_txn(conn: Any, claim: Claim) -> LoadedRun | None:
     """The instance's params and the claimed run's steps; None if the run is no longer current."""
     inst = conn.execute(
         "SELECT status, params, created_at, run_number FROM workflow_instance "
@@ -304,38 +344,42 @@ def load_run_txn(conn: sqlite3.Connection, claim: Claim) -> LoadedRun | None:
     return LoadedRun(status=inst[0], params=inst[1], created_at=inst[2], run_number=inst[3], steps=steps)
 
 
-def fence_txn(conn: sqlite3.Connection, claim: Claim, now: float, lease_until: float) -> None:
+def fence_txn(conn: Any, claim: Claim, now: float, lease_until: float) -> None:
     """Check this runner still holds the task, or raise LeaseLost (property 3); renew the lease if needed.
 
     The lease is rewritten only once less than half of it is left: a step commit then touches no task
     page, which keeps the hot path's transaction small. `lease_until <= now` means "release now".
     """
-    until = held_until_txn(conn, claim, now)
+    until = held_until_txn(conn, claim, now, lock=True)
     if until is None:
         raise LeaseLost(f"runner {claim.owner} lost task {claim.task_id} of {claim.instance_id!r}")
     if until - now < (lease_until - now) / 2:
         conn.execute("UPDATE workflow_task SET locked_until = ? WHERE id = ?", (lease_until, claim.task_id))
 
 
-def renew_txn(conn: sqlite3.Connection, claim: Claim, now: float, lease_until: float) -> None:
+def renew_txn(conn: Any, claim: Claim, now: float, lease_until: float) -> None:
     """Heartbeat: fence, then always extend the lease to `lease_until` (a step commit extends only past
     half-life; a heartbeat runs while a long callback is in flight and must not be skipped)."""
-    if held_until_txn(conn, claim, now) is None:
+    if held_until_txn(conn, claim, now, lock=True) is None:
         raise LeaseLost(f"runner {claim.owner} lost task {claim.task_id} of {claim.instance_id!r}")
     conn.execute("UPDATE workflow_task SET locked_until = ? WHERE id = ?", (lease_until, claim.task_id))
 
 
-def held_until_txn(conn: sqlite3.Connection, claim: Claim, now: float) -> float | None:
-    """Read-only: when this claim's lease ends, or None if the claim no longer holds a live lease."""
+def held_until_txn(conn: Any, claim: Claim, now: float, *, lock: bool = False) -> float | None:
+    """When this claim's lease ends, or None if the claim no longer holds a live lease.
+
+    `lock` (inside a fenced write) keeps the task row locked to the end of the transaction on PostgreSQL, so
+    no claim can slip in between this check and the write it guards.
+    """
     row = conn.execute(
         "SELECT locked_until FROM workflow_task WHERE id = ? AND lock_owner = ? AND version = ? "
-        "AND status = 'processing' AND locked_until >= ?",
+        "AND status = 'processing' AND locked_until >= ?" + (_locking(conn) if lock else ""),
         (claim.task_id, claim.owner, claim.version, now),
     ).fetchone()
     return None if row is None else float(row[0])
 
 
-def _write_step(conn: sqlite3.Connection, claim: Claim, step: StepWrite, now: float) -> bool:
+def _write_step(conn: Any, claim: Claim, step: StepWrite, now: float) -> bool:
     """Upsert the step row and bump the instance version; returns whether a pause is requested."""
     cur = conn.execute(
         "INSERT INTO workflow_step (workflow_name, instance_id, run_number, step_key, position, name, type, "
@@ -363,7 +407,7 @@ def _write_step(conn: sqlite3.Connection, claim: Claim, step: StepWrite, now: fl
 
 
 def _hand_back(
-    conn: sqlite3.Connection, claim: Claim, suspension: Suspension, now: float, pause_requested: bool
+    conn: Any, claim: Claim, suspension: Suspension, now: float, pause_requested: bool
 ) -> bool:
     """Return the task as pending (or pause the instance if asked); True if the instance is now paused."""
     if _pause_if(conn, claim, now, pause_requested):
@@ -388,7 +432,7 @@ def _hand_back(
     return False
 
 
-def _pause_if(conn: sqlite3.Connection, claim: Claim, now: float, requested: bool) -> bool:
+def _pause_if(conn: Any, claim: Claim, now: float, requested: bool) -> bool:
     """Apply a requested pause at this step boundary; True if the instance is now paused."""
     if requested:
         _apply_pause(conn, claim.workflow, claim.instance_id, now)
@@ -396,7 +440,7 @@ def _pause_if(conn: sqlite3.Connection, claim: Claim, now: float, requested: boo
 
 
 def commit_step_txn(
-    conn: sqlite3.Connection, claim: Claim, step: StepWrite, suspend: Suspension | None, now: float,
+    conn: Any, claim: Claim, step: StepWrite, suspend: Suspension | None, now: float,
     lease_until: float,
 ) -> bool:
     """The hot path: fence + renew, the step row, the instance version, and an optional hand-back.
@@ -415,11 +459,10 @@ def _load_match(text: str | None) -> dict[str, Any] | None:
 
 
 def _first_event(
-    conn: sqlite3.Connection, claim: Claim, type: str, match: dict[str, Any] | None, deadline: float
-) -> sqlite3.Row | None:
+    conn: Any, claim: Claim, type: str, match: dict[str, Any] | None, deadline: float
+) -> Any:
     # Same-type events of this run are consumed in send order; one created after the deadline never counts
     # (property 5), nor one sent to an earlier run (issue 10: a stale webhook must not finish a restart).
-    row: sqlite3.Row
     for row in conn.execute(
         "SELECT id, type, payload, created_at FROM workflow_event WHERE workflow_name = ? AND instance_id = ? "
         "AND run_number = ? AND type = ? AND consumed_run IS NULL AND created_at <= ? ORDER BY id",
@@ -434,7 +477,7 @@ def _first_event(
 
 
 def wait_event_txn(
-    conn: sqlite3.Connection, claim: Claim, step: StepWrite, match: dict[str, Any] | None, deadline: float,
+    conn: Any, claim: Claim, step: StepWrite, match: dict[str, Any] | None, deadline: float,
     now: float, lease_until: float,
 ) -> WaitOutcome:
     """Consume the first matching buffered event, or time out, or park the instance until the deadline."""
@@ -465,28 +508,32 @@ def _with(step: StepWrite, **changes: Any) -> StepWrite:
     return attrs.evolve(step, **changes)
 
 
+def _pause_requested(conn: Any, claim: Claim) -> bool:
+    # Locked on PostgreSQL: a pause or an event arriving now waits for this hand-back, then sees it.
+    row = conn.execute(
+        "SELECT pause_requested FROM workflow_instance WHERE workflow_name = ? AND instance_id = ?"
+        + _locking(conn),
+        (claim.workflow, claim.instance_id),
+    ).fetchone()
+    return bool(row[0])
+
+
 def suspend_txn(
-    conn: sqlite3.Connection, claim: Claim, suspension: Suspension, now: float, lease_until: float
+    conn: Any, claim: Claim, suspension: Suspension, now: float, lease_until: float
 ) -> bool:
     """Hand the task back without writing a step (a replay that found nothing new to do)."""
     fence_txn(conn, claim, now, lease_until)
-    requested = conn.execute(
-        "SELECT pause_requested FROM workflow_instance WHERE workflow_name = ? AND instance_id = ?",
-        (claim.workflow, claim.instance_id),
-    ).fetchone()[0]
-    return _hand_back(conn, claim, suspension, now, bool(requested))
+    requested = _pause_requested(conn, claim)
+    return _hand_back(conn, claim, suspension, now, requested)
 
 
-def release_txn(conn: sqlite3.Connection, claim: Claim, now: float, lease_until: float) -> None:
+def release_txn(conn: Any, claim: Claim, now: float, lease_until: float) -> None:
     """Give a claimed task back, due now and with its kind kept, so another runner need not wait out the
     lease (graceful stop). The instance shows `queued` until a runner claims it again; a pause requested
     meanwhile takes effect here, this being a step boundary."""
     fence_txn(conn, claim, now, lease_until)
-    requested = conn.execute(
-        "SELECT pause_requested FROM workflow_instance WHERE workflow_name = ? AND instance_id = ?",
-        (claim.workflow, claim.instance_id),
-    ).fetchone()[0]
-    if _pause_if(conn, claim, now, bool(requested)):
+    requested = _pause_requested(conn, claim)
+    if _pause_if(conn, claim, now, requested):
         return
     conn.execute(
         "UPDATE workflow_task SET status = 'pending', run_at = ?, lock_owner = NULL, locked_until = NULL "
@@ -501,7 +548,7 @@ def release_txn(conn: sqlite3.Connection, claim: Claim, now: float, lease_until:
 
 
 def finish_txn(
-    conn: sqlite3.Connection, claim: Claim, status: str, output: str | None, error: tuple[str, str] | None,
+    conn: Any, claim: Claim, status: str, output: str | None, error: tuple[str, str] | None,
     now: float, lease_until: float,
 ) -> None:
     """Make the instance terminal and drop its task; fenced, so a terminated instance stays terminated."""
