@@ -42,13 +42,13 @@ class Leg:
     artifacts: list[Path] = attrs.Factory(list)  # failure folders under REPORTS/failures/
 
 
-def _fuzz_legs(profiles: list[str], seeds: int, workers: int, out: Path) -> list[Leg]:
+def _fuzz_legs(profiles: list[str], seeds: int, workers: int, out: Path, database: str | None) -> list[Leg]:
     from sim.search.campaign import campaign, repro_line, resolve_profile
 
     legs = []
     plans = [(name, None) for name in profiles] + [("default", PCT_DEPTH)]
     for name, depth in plans:
-        prof = resolve_profile(name)
+        prof = resolve_profile(name, database=database)
         leg = Leg(f"fuzz {name}" + (f" (PCT d={depth})" if depth else ""))
         started = time.perf_counter()
         with progress() as bar:
@@ -146,28 +146,35 @@ def _markdown(
 @click.option("--profile", "profiles", multiple=True, help="fuzz only these profiles (default: all of them)")
 @click.option("--jobs", type=int, default=None, help="worker processes (default: one per core)")
 @click.option("--reports", default="reports", show_default=True, help="summary.md and failure artifacts")
+@click.option("--db", default=None,
+              help="postgresql://... runs the scenarios and fuzz legs on PostgreSQL (the explorer stays on SQLite)")
 def check(
-    scenario_dir: str, seeds: int, fuzz_seeds: int, profiles: tuple[str, ...], jobs: int | None, reports: str
+    scenario_dir: str, seeds: int, fuzz_seeds: int, profiles: tuple[str, ...], jobs: int | None, reports: str,
+    db: str | None,
 ) -> None:
     """The main CI job: every scenario file, every fuzz profile (and PCT), the quick explorer configurations;
     writes REPORTS/summary.md and exits 1 on any failure."""
+    from sim.cli.options import database_option
     from sim.search.campaign import default_jobs, resolve_profile, self_check
     from sim.world.workload import PROFILES
 
+    database = database_option(db)
+    if database:
+        console.print("[bold]backend[/bold]: PostgreSQL for scenarios and fuzzing; the explorer runs on SQLite")
     workers = jobs or default_jobs()
     out = Path(reports)
     started = time.perf_counter()
     found = scenario_paths((scenario_dir,))
     console.print(f"[bold]scenarios[/bold]: {len(found)} files from {scenario_dir}/, {seeds} seeds each")
-    results = run_scenario_files(found, seeds=seeds, workers=workers)
+    results = run_scenario_files(found, seeds=seeds, workers=workers, database=database)
     print_summary(results, time.perf_counter() - started)
     names = list(profiles) or list(PROFILES)
     console.print(
         f"\n[bold]fuzz[/bold]: {fuzz_seeds} seeds of each of {', '.join(names)} (and PCT) on "
         f"{workers} worker(s)"
     )
-    legs = _fuzz_legs(names, fuzz_seeds, workers, out) + _explore_legs()
-    bad = self_check(range(3), resolve_profile("default"))
+    legs = _fuzz_legs(names, fuzz_seeds, workers, out, database) + _explore_legs()
+    bad = self_check(range(3), resolve_profile("default", database=database))
     determinism = "ok" if not bad else f"DIFFERS for seeds {bad}"
     console.print(f"determinism self-check: {determinism}")
     for leg in legs:

@@ -85,16 +85,18 @@ def demo(database: str | None, poll: float) -> None:
 @click.option("--reports", default="reports", show_default=True, help="where failure artifacts go")
 @click.option("--scheduler", type=click.Choice(["uniform", "pct"]), default="uniform", show_default=True)
 @click.option("--depth", default=3, show_default=True, help="PCT bug depth d (d-1 priority change points)")
+@click.option("--db", default=None, help="postgresql://... runs every seed on PostgreSQL (default: SQLite)")
 def fuzz(seeds: int, start: int, profile: str, runners: int | None, swarm: bool, jobs: int | None,
-         self_check_n: int, reports: str, scheduler: str, depth: int) -> None:
+         self_check_n: int, reports: str, scheduler: str, depth: int, db: str | None) -> None:
     """Run a fuzzing campaign of simulated seeds against the real engine."""
     from pathlib import Path
 
     from rich.progress import Progress
 
+    from sim.cli.options import database_option
     from sim.search.campaign import campaign, default_jobs, repro_line, resolve_profile, self_check
 
-    prof = resolve_profile(profile, runners=runners, swarm=swarm)
+    prof = resolve_profile(profile, runners=runners, swarm=swarm, database=database_option(db))
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"fuzz {prof.name}", total=seeds)
         pct = depth if scheduler == "pct" else None
@@ -127,9 +129,11 @@ def fuzz(seeds: int, start: int, profile: str, runners: int | None, swarm: bool,
 @click.option("--depth", default=3, show_default=True)
 @click.option("--tape", type=click.Path(exists=True, dir_okay=False), default=None,
               help="replay a choice tape written by `stepsim explore` instead of a seed")
+@click.option("--db", default=None, help="postgresql://... replays on PostgreSQL (default: SQLite)")
 def replay(seed: int | None, profile: str, runners: int | None, swarm: bool, view: str, moves: bool,
-           scheduler: str, depth: int, tape: str | None) -> None:
+           scheduler: str, depth: int, tape: str | None, db: str | None) -> None:
     """Re-run one seed (or an explorer tape); print its trace and exit non-zero if a property fails again."""
+    from sim.cli.options import database_option
     from sim.search.campaign import repro_line, resolve_profile, run_one
 
     pct = depth if scheduler == "pct" else None
@@ -141,7 +145,7 @@ def replay(seed: int | None, profile: str, runners: int | None, swarm: bool, vie
     else:
         if seed is None:
             raise click.UsageError("give --seed N or --tape FILE")
-        prof = resolve_profile(profile, runners=runners, swarm=swarm)
+        prof = resolve_profile(profile, runners=runners, swarm=swarm, database=database_option(db))
         outcome, result = run_one(seed, prof, pct_depth=pct)
     records = [r for r in result.trace if moves or r.action != "move"]
     if view == "trace":

@@ -28,9 +28,9 @@ def progress() -> Progress:
 
 
 def run_scenario_files(paths: list[Path], *, seeds: int, workers: int, only_seed: int | None = None,
-                       match: str | None = None) -> list[ScenarioResult]:
+                       match: str | None = None, database: str | None = None) -> list[ScenarioResult]:
     """Run the scenario files with a progress bar; returns every result (failures included)."""
-    jobs = jobs_for(paths, seeds, only_seed=only_seed, match=match)
+    jobs = jobs_for(paths, seeds, only_seed=only_seed, match=match, database=database)
     failed = 0
     with progress() as bar:
         task = bar.add_task("scenarios", total=len(jobs), status="")
@@ -117,12 +117,16 @@ def scenario_paths(paths: tuple[str, ...]) -> list[Path]:
 @click.option("-k", "match", default=None, help="only scenarios whose name contains this text")
 @click.option("--jobs", type=int, default=1, show_default=True, help="worker processes")
 @click.option("--reports", default="reports", show_default=True, help="where failure artifacts go")
+@click.option("--db", default=None, help="postgresql://... runs every scenario on PostgreSQL (default: SQLite)")
 def run(paths: tuple[str, ...], seeds: int, only_seed: int | None, match: str | None, jobs: int,
-        reports: str) -> None:
+        reports: str, db: str | None) -> None:
     """Run scenario files (default: scenarios/) deterministically and under SEEDS seeds each."""
+    from sim.cli.options import database_option
+
     found = scenario_paths(paths)
     started = time.perf_counter()
-    results = run_scenario_files(found, seeds=seeds, workers=jobs, only_seed=only_seed, match=match)
+    results = run_scenario_files(found, seeds=seeds, workers=jobs, only_seed=only_seed, match=match,
+                                 database=database_option(db))
     print_summary(results, time.perf_counter() - started)
     saved = save_failures(results, Path(reports))
     if saved:

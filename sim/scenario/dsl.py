@@ -24,6 +24,7 @@ listed in `tolerates` (see `FAULT_KINDS`) vary with the seed, and every expectat
 from __future__ import annotations
 
 import os
+import shlex
 import time
 import traceback
 from typing import Any
@@ -31,6 +32,7 @@ from typing import Any
 import attrs
 
 from engine import WorkflowDefinition, parse_duration
+from sim.core.trace import Trace
 from sim.core.watchdog import Hang, wall_budget
 from sim.scenario.errors import InvariantBroken, Mismatch, ScenarioError, ScenarioFailure, StepError
 from sim.scenario.expect import (
@@ -70,7 +72,6 @@ from sim.scenario.steps import (
     where,
 )
 from sim.scenario.trace import Entry, TraceView
-from sim.core.trace import Trace
 
 HANG_BUDGET = 60.0  # wall seconds a scenario run may take; they take milliseconds unless something spins
 
@@ -151,12 +152,14 @@ class Scenario:
             if not isinstance(wf, WorkflowDefinition):
                 raise ScenarioError(f"workflows must be define_workflow(...) results, got {wf!r}")
 
-    def run(self, seed: int | None = None, *, oracle: bool = True) -> ScenarioResult:
+    def run(
+        self, seed: int | None = None, *, oracle: bool = True, database: str | None = None
+    ) -> ScenarioResult:
         """Run once: deterministically (seed None) or under a seed; never raises for a failing scenario.
         `oracle=False` leaves out the reference model's verdicts (to measure what the expectations alone
-        catch)."""
+        catch); `database` a postgresql:// URL runs it on PostgreSQL (default: in-memory SQLite)."""
         started = time.perf_counter()
-        ctx = ScenarioRun(self, seed, oracle=oracle)
+        ctx = ScenarioRun(self, seed, oracle=oracle, database=database)
         token = CURRENT_RUN.set(ctx)
         report: str | None = None
         at: str | None = None
@@ -182,17 +185,18 @@ class Scenario:
                               trace=ctx.trace_records(), moves=ctx.moves, injected=tuple(ctx.injected),
                               seconds=time.perf_counter() - started)
 
-    def check(self, seed: int | None = None) -> ScenarioResult:
+    def check(self, seed: int | None = None, *, database: str | None = None) -> ScenarioResult:
         """Run once and raise `ScenarioFailure` (with the full report) if it failed."""
-        result = self.run(seed)
+        result = self.run(seed, database=database)
         if result.report is not None:
             raise ScenarioFailure(result.report, scenario=self.name, seed=seed, where=result.where)
         return result
 
-    def repro(self, seed: int | None) -> str:
-        """The command that reruns exactly this run."""
+    def repro(self, seed: int | None, database: str | None = None) -> str:
+        """The command that reruns exactly this run (on PostgreSQL too, if it ran there)."""
         path = _short(self.file)
-        return f"stepsim run {path}" + (f" --seed {seed}" if seed is not None else " --seeds 0")
+        line = f"stepsim run {path}" + (f" --seed {seed}" if seed is not None else " --seeds 0")
+        return line + (f" --db {shlex.quote(database)}" if database else "")
 
     def _report(self, ctx: ScenarioRun, step: Step | None, error: BaseException, *, nested: bool) -> str:
         mode = ("deterministic run" if ctx.seed is None else
@@ -216,7 +220,7 @@ class Scenario:
             tb = "".join(traceback.format_exception(type(error), error, error.__traceback__, limit=-6))
             lines.append("    " + tb.rstrip().replace("\n", "\n    "))
         lines.append(ctx.failure_context())
-        lines.append(f"  reproduce: {self.repro(ctx.seed)}")
+        lines.append(f"  reproduce: {self.repro(ctx.seed, ctx.database)}")
         return "\n".join(lines)
 
 

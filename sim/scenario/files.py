@@ -83,17 +83,19 @@ def load(path: str | Path) -> Scenario:
 
 @attrs.frozen
 class Job:
-    """One run to do: a scenario file and a seed (None: the deterministic run)."""
+    """One run to do: a scenario file and a seed (None: the deterministic run), on SQLite or at `database`."""
 
     path: str
     seed: int | None
+    database: str | None = None
 
 
 def jobs_for(paths: Iterable[Path], seeds: int, *, only_seed: int | None = None,
-             match: str | None = None) -> list[Job]:
+             match: str | None = None, database: str | None = None) -> list[Job]:
     """The deterministic run plus seeds 0..seeds-1 of every scenario that tolerates something.
 
-    `only_seed` runs just that seed (reproducing a failure); `match` keeps scenarios whose name contains it.
+    `only_seed` runs just that seed (reproducing a failure); `match` keeps scenarios whose name contains it;
+    `database` (a postgresql:// URL) runs them all on PostgreSQL.
     """
     jobs = []
     for path in paths:
@@ -101,17 +103,17 @@ def jobs_for(paths: Iterable[Path], seeds: int, *, only_seed: int | None = None,
         if match is not None and match not in scenario.name:
             continue
         if only_seed is not None:
-            jobs.append(Job(str(path), only_seed))
+            jobs.append(Job(str(path), only_seed, database))
             continue
-        jobs.append(Job(str(path), None))
+        jobs.append(Job(str(path), None, database))
         if scenario.tolerates:
-            jobs.extend(Job(str(path), s) for s in range(seeds))
+            jobs.extend(Job(str(path), s, database) for s in range(seeds))
     return jobs
 
 
 def run_job(job: Job) -> ScenarioResult:
     """Run one job in this process."""
-    return load(job.path).run(job.seed)
+    return load(job.path).run(job.seed, database=job.database)
 
 
 def run_jobs(jobs: list[Job], *, workers: int = 1,

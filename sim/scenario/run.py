@@ -14,25 +14,26 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from engine import Engine, History, InstanceInfo, SqliteStore
+from engine import Engine, History, InstanceInfo
 from properties import Checker, Violation
 from properties.oracle import Oracle
 from sim.core.choices import SeededChoices
 from sim.core.clock import VirtualClock
-from sim.world.faults import FaultConfig
 from sim.core.runtime import SimRuntime
+from sim.core.scheduler import Scheduler, Waiter
+from sim.core.trace import Trace
 from sim.scenario.callbacks import CURRENT_RUN, Barrier, busy, hang, run_state
 from sim.scenario.errors import InvariantBroken, Mismatch, ScenarioError, StepError
 from sim.scenario.trace import TraceView, render_trace, runner_matches
-from sim.core.scheduler import Scheduler, Waiter
-from sim.core.trace import Trace
+from sim.world.databases import fresh_database, release
+from sim.world.faults import FaultConfig
 from sim.world.programs import CallbackReports
 from sim.world.reporting import reporting
-from sim.world.simulation import ClientRuntime, SimStore, fresh_database, run_now
+from sim.world.simulation import ClientRuntime, SimStore, client_store, run_now, sim_store
 
 if TYPE_CHECKING:
     from sim.scenario.dsl import Scenario
@@ -86,8 +87,11 @@ class ScenarioRun(CallbackReports):
     `ctx.history(iid, run=None)` and `ctx.count(table)`.
     """
 
-    def __init__(self, scenario: Scenario, seed: int | None, *, oracle: bool = True) -> None:
+    def __init__(
+        self, scenario: Scenario, seed: int | None, *, oracle: bool = True, database: str | None = None
+    ) -> None:
         self.scenario = scenario
+        self.database = database
         self.judging = oracle
         self.seed = seed
         self.active: frozenset[str] = frozenset(scenario.tolerates) if seed is not None else frozenset()
@@ -95,7 +99,7 @@ class ScenarioRun(CallbackReports):
         self.clock = VirtualClock()
         self.t0 = self.clock.now()
         self.scheduler = Scheduler(self.choices, self.clock)
-        self.conn = fresh_database()
+        self.conn = fresh_database(database)
         self.faults = FaultConfig.none()  # SimStore's own fault hooks stay off; scenario faults are below
         self.checker = Checker(self.conn)
         self.oracle = Oracle(self.conn, scenario.workflows)
@@ -114,8 +118,7 @@ class ScenarioRun(CallbackReports):
         self._on_done: dict[str, Callable[[Any], None] | None] = {}
         client_runtime = ClientRuntime(self.clock)
         self.client = Engine(
-            store=SqliteStore(":memory:", runtime=client_runtime, connection=self.conn, clock=self.clock.now,
-                              migrate_schema=False),
+            store=client_store(self.conn, client_runtime, self.clock.now),
             workflows=scenario.workflows, runtime=client_runtime, runner_id="client")
         self.slots: dict[str, RunnerSlot] = {}
         for name in scenario.runners:
@@ -197,7 +200,7 @@ class ScenarioRun(CallbackReports):
         self._incarnation[name] = n
         owner = name if n == 1 else f"{name}.{n}"
         runtime = SimRuntime(self.scheduler, name, seed=self.seed or 0)
-        store = SimStore(cast(Any, self), runtime, owner)
+        store = sim_store(self, runtime, owner)
         engine = Engine(store=store, workflows=self._workflows, runtime=runtime, runner_id=owner,
                         lease=self.scenario.lease, tracer=functools.partial(self._on_engine, owner))
         self.slots[name] = RunnerSlot(name=name, owner=owner, store=store, engine=engine)
@@ -531,7 +534,7 @@ class ScenarioRun(CallbackReports):
         try:
             self.scheduler.close()
         finally:
-            self.conn.close()
+            release(self.conn)
 
     def failure_context(self) -> str:
         """Seed, injected faults and the trace so far, for failure reports."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,13 @@ from sim.world.simulation import RunResult, World
 from sim.world.workload import Profile, get_profile
 
 
-def resolve_profile(name: str, *, runners: int | None = None, swarm: bool = False) -> Profile:
-    """A named profile with command-line overrides applied."""
+def resolve_profile(
+    name: str, *, runners: int | None = None, swarm: bool = False, database: str | None = None
+) -> Profile:
+    """A named profile with command-line overrides applied (`database`: run on PostgreSQL at that URL)."""
     profile = get_profile(name)
+    if database:
+        profile = attrs.evolve(profile, database=database)
     if runners is not None:
         profile = attrs.evolve(profile, runners=runners)
     if swarm and not profile.swarm:
@@ -35,6 +40,8 @@ def repro_line(seed: int, profile: Profile, pct_depth: int | None = None) -> str
         line += f" --runners {profile.runners}"
     if profile.swarm and not base.swarm:
         line += " --swarm"
+    if profile.database:
+        line += f" --db {shlex.quote(profile.database)}"
     return line
 
 

@@ -18,15 +18,16 @@ from typing import Any
 
 import attrs
 
-from sim.search.campaign import SeedOutcome
 from properties import Violation
 from sim.core.choices import Choice
+from sim.core.scheduler import Waiter
 from sim.core.watchdog import Hang, wall_budget
+from sim.search.campaign import SeedOutcome
+from sim.world.databases import release
 from sim.world.dump import digest_rows, dump_database, state_rows
 from sim.world.faults import FaultConfig
-from sim.core.scheduler import Waiter
-from sim.world.workload import Op, Profile
 from sim.world.simulation import RunResult, World
+from sim.world.workload import Op, Profile
 
 QUIET_LABELS = frozenset({"tick:find", "sleep", "start"})
 
@@ -322,7 +323,7 @@ def _execute(
     result = RunResult(seed=0, profile=world.profile.name, violations=list(world.checker.violations),
                        trace=world.trace, stats={"faults": world.fault_counts, "checks": world.checker.checks},
                        dump=dump_database(world.conn) if world.checker.violations else "")
-    world.conn.close()
+    release(world.conn)
     return result, ending
 
 

@@ -30,7 +30,8 @@ from sim.core.scheduler import Scheduler, Waiter
 from sim.core.watchdog import Hang, wall_budget
 from sim.world.current import CURRENT_WORLD
 from sim.world.programs import CallbackReports, program_workflows
-from sim.world.simulation import ClientRuntime, SimStore, fresh_database, run_now
+from sim.world.databases import fresh_database, release
+from sim.world.simulation import ClientRuntime, SimStore, run_now
 
 # When other runners are in flight, a tick lets one of them cut in after 1..CUT_IN-1 of its own moves
 # (0: never); the point is drawn from the data, so shrinking removes cut-ins the failure does not need.
@@ -73,7 +74,7 @@ class Harness(CallbackReports):
 
     def close(self) -> None:
         self.scheduler.close()
-        self.conn.close()
+        release(self.conn)
 
     # -- what SimStore needs from a world -----------------------------------------------------------------
 

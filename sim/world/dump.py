@@ -5,14 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from typing import Any
 
 import sqlite_utils
 
 TABLES = ("workflow_instance", "workflow_step", "workflow_event", "workflow_task")
 
 
-def dump_database(conn: sqlite3.Connection) -> str:
-    """Every engine table as sorted JSON lines: a stable, diffable picture of the store."""
+def dump_database(conn: Any) -> str:
+    """Every engine table as sorted JSON lines: a stable, diffable picture of the store (either backend)."""
+    if not isinstance(conn, sqlite3.Connection):
+        return "\n".join(json.dumps({"table": table, **dict(row)}, sort_keys=True, default=str)
+                         for table, order in _ORDER.items()
+                         for row in conn.execute(f"SELECT * FROM {table} ORDER BY {order}")) + "\n"
     db = sqlite_utils.Database(conn)
     lines = []
     for name in TABLES:
@@ -31,7 +36,7 @@ _ORDER = {
 }
 
 
-def state_rows(conn: sqlite3.Connection) -> list[tuple[str, tuple[object, ...]]]:
+def state_rows(conn: Any) -> list[tuple[str, tuple[object, ...]]]:
     """Every engine table's rows in key order, tagged with the table: the database part of a state.
 
     Plain SELECTs rather than dump_database's introspection: the explorer reads thousands of states.
@@ -40,7 +45,7 @@ def state_rows(conn: sqlite3.Connection) -> list[tuple[str, tuple[object, ...]]]
             for row in conn.execute(f"SELECT * FROM {table} ORDER BY {order}")]
 
 
-def fingerprint(conn: sqlite3.Connection, extra: str = "") -> str:
+def fingerprint(conn: Any, extra: str = "") -> str:
     """blake2b-128 of every engine table's rows in key order, plus `extra` (e.g. the clock and runners)."""
     return digest_rows(state_rows(conn), extra)
 

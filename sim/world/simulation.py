@@ -14,57 +14,44 @@ from typing import Any
 import attrs
 
 from engine import Engine, EngineError, SqliteStore
-from engine._schema import migrate
-from engine._sqlite_store import connect
 from properties import Checker, Violation, check_liveness, check_replays
 from properties.oracle import NOT_JUDGED, Oracle
 from sim.core.choices import ChoiceSource, SeededChoices
 from sim.core.clock import VirtualClock
-from sim.world.current import CURRENT_WORLD
-from sim.world.dump import dump_database
-from sim.world.faults import FaultConfig
 from sim.core.runtime import SimRuntime
 from sim.core.scheduler import Scheduler, SimulationError, Waiter
 from sim.core.trace import Trace
 from sim.core.watchdog import Hang, wall_budget
+from sim.world.current import CURRENT_WORLD
+from sim.world.databases import fresh_database, release
+from sim.world.dump import dump_database
+from sim.world.faults import FaultConfig
 from sim.world.programs import CallbackReports, program_workflows
 from sim.world.reporting import reporting
 from sim.world.workload import Op, Profile, build_workload, library
 
-
-
-_TEMPLATE: list[sqlite3.Connection] = []
 DEFAULT_STEP_TIMEOUT = 60.0  # for the programs' Do steps that name none
 HELD_WAITS = 40  # actions a `when_held` client op waits for its instance to be held before it goes anyway
-
-
-def fresh_database() -> sqlite3.Connection:
-    """An in-memory database with the engine's schema, copied from a migrated template.
-
-    The backup API copies the schema in microseconds; the explorer builds thousands of worlds.
-    """
-    if not _TEMPLATE:
-        template = connect(":memory:")
-        migrate(template)
-        _TEMPLATE.append(template)
-    conn = connect(":memory:")
-    _TEMPLATE[0].backup(conn)
-    return conn
 
 
 class Crashed(BaseException):
     """Raised by a dead runner's store: a crashed process writes nothing more."""
 
 
-class SimStore(SqliteStore):
-    """A runner's store over the shared connection, with the fault hooks of the simulator."""
+class _FaultHooks:
+    """A runner's store over the shared connection, with the fault hooks of the simulator: busy and I/O
+    errors before a transaction, and a commit whose outcome the runner never learns after one. Mixed into
+    each backend's store, so the same seed injects the same faults on SQLite and on PostgreSQL."""
 
-    def __init__(self, world: World, runtime: SimRuntime, owner: str) -> None:
-        super().__init__(":memory:", runtime=runtime, connection=world.conn, clock=world.clock.now,
-                         migrate_schema=False)
-        self.world = world
-        self.owner = owner
-        self.alive = True
+    world: World
+    owner: str
+    alive: bool
+
+    def _busy(self) -> Exception:
+        raise NotImplementedError
+
+    def _io_error(self, message: str) -> Exception:
+        raise NotImplementedError
 
     def run_txn(self, fn: Any, *args: Any) -> Any:
         if not self.alive:
@@ -73,22 +60,57 @@ class SimStore(SqliteStore):
         faults = world.faults
         if world.choices.flip("fault", faults.busy):
             world.fault("busy", self.owner)
-            raise sqlite3.OperationalError("database is locked")
+            raise self._busy()
         if world.choices.flip("fault", faults.io_error):
             world.fault("io_error", self.owner)
-            raise sqlite3.OperationalError("disk I/O error")
-        result = super().run_txn(fn, *args)
+            raise self._io_error("disk I/O error")
+        result = super().run_txn(fn, *args)  # type: ignore[misc]
         if world.choices.flip("fault", faults.commit_unknown):
             world.fault("commit_unknown", self.owner)
             world.checker.resync_leases()
             world.oracle.unreported(self.owner, getattr(fn, "__name__", ""), args, result, world.clock.now())
-            raise sqlite3.OperationalError("disk I/O error (commit outcome unknown)")
+            raise self._io_error("disk I/O error (commit outcome unknown)")
         return result
 
     def read(self, fn: Any, *args: Any) -> Any:
         if not self.alive:
             raise Crashed(self.owner)
-        return super().read(fn, *args)
+        return super().read(fn, *args)  # type: ignore[misc]
+
+
+class SimStore(_FaultHooks, SqliteStore):
+    """A simulated runner's SQLite store."""
+
+    def __init__(self, world: World, runtime: SimRuntime, owner: str) -> None:
+        super().__init__(":memory:", runtime=runtime, connection=world.conn, clock=world.clock.now,
+                         migrate_schema=False)
+        self.world = world
+        self.owner = owner
+        self.alive = True
+
+    def _busy(self) -> Exception:
+        return sqlite3.OperationalError("database is locked")
+
+    def _io_error(self, message: str) -> Exception:
+        return sqlite3.OperationalError(message)
+
+
+def sim_store(world: Any, runtime: SimRuntime, owner: str) -> Any:
+    """A simulated runner's store on the world's database, whichever backend that is."""
+    if isinstance(world.conn, sqlite3.Connection):
+        return SimStore(world, runtime, owner)
+    from sim.world.pg_store import SimPgStore
+
+    return SimPgStore(world, runtime, owner)
+
+
+def client_store(conn: Any, runtime: Any, clock: Callable[[], float]) -> Any:
+    """The simulated client's store on a run's database (no faults: the client is not under test)."""
+    if isinstance(conn, sqlite3.Connection):
+        return SqliteStore(":memory:", runtime=runtime, connection=conn, clock=clock, migrate_schema=False)
+    from engine._pg_store import PostgresStore
+
+    return PostgresStore(conn.url, runtime=runtime, connection=conn, clock=clock, migrate_schema=False)
 
 
 class ClientRuntime:
@@ -150,7 +172,7 @@ class World(CallbackReports):
         self.choices = choices if choices is not None else SeededChoices(seed)
         self.clock = VirtualClock()
         self.scheduler = Scheduler(self.choices, self.clock)
-        self.conn = fresh_database()
+        self.conn = fresh_database(profile.database)
         self.faults = FaultConfig.swarm(self.choices) if profile.swarm else profile.faults
         self.enabled_faults = self.faults.enabled()
         self.trace = Trace()
@@ -163,8 +185,7 @@ class World(CallbackReports):
         self.fault_counts: dict[str, int] = {}
         self.workflows = reporting(library(), self) + program_workflows(DEFAULT_STEP_TIMEOUT)
         client_runtime = ClientRuntime(self.clock)
-        self.client = Engine(store=SqliteStore(":memory:", runtime=client_runtime, connection=self.conn,
-                                               clock=self.clock.now, migrate_schema=False),
+        self.client = Engine(store=client_store(self.conn, client_runtime, self.clock.now),
                              workflows=self.workflows, runtime=client_runtime, runner_id="client")
         self.ops: list[Op] = build_workload(self.choices, profile)
         self.instances: list[tuple[str, str]] = []
@@ -185,7 +206,7 @@ class World(CallbackReports):
         self.incarnation[name] = n
         owner = name if n == 1 else f"{name}.{n}"
         runtime = SimRuntime(self.scheduler, name, seed=self.seed)
-        store = SimStore(self, runtime, owner)
+        store = sim_store(self, runtime, owner)
         self.stores[name] = store
         engine = Engine(store=store, workflows=self.workflows, runtime=runtime, runner_id=owner,
                         lease=self.profile.lease, tracer=lambda a, d, o=owner: self._on_engine(o, a, d))
@@ -437,7 +458,7 @@ class World(CallbackReports):
                    "virtual_seconds": self.clock.elapsed(), "trace_records": len(self.trace),
                    "enabled_faults": self.enabled_faults},
         )
-        self.conn.close()
+        release(self.conn)
         return result
 
     def _phases(self) -> None:

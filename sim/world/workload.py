@@ -123,6 +123,7 @@ class Profile:
     liveness_steps: int = 20_000
     hang_budget: float | None = 30.0  # wall seconds a seed may take before it fails as a "hang" (~0.02 s is usual)
     concurrency: int = 1  # runner loops per simulated process (run_worker(concurrency=...)), sharing its store
+    database: str | None = None  # a postgresql:// URL runs the seed on PostgreSQL (default: in-memory SQLite)
 
 
 PROFILES: dict[str, Profile] = {

@@ -22,10 +22,10 @@ from contextlib import contextmanager
 
 import engine._execution as execution
 import engine._runner as runner
-import engine._sqlite_store as store
-import engine._txn as txn
 import engine._step as step
+import engine._txn as txn
 from engine._store import Claim
+from engine._txn_store import TxnStore
 from sim.world.current import CURRENT_WORLD
 from sim.world.simulation import RunResult, World
 from sim.zoo.patching import Patch, Patcher, rewrite, rewritten
@@ -50,6 +50,7 @@ from sim.zoo.settings import (
     ZooMutant,
     mutant_profile,
 )
+
 
 def _patch_blind_claim(p: Patch) -> None:
     # No optimistic check: a claim succeeds even if another runner claimed the task since it was found.
@@ -110,7 +111,7 @@ def _blind_renew_txn(conn: sqlite3.Connection, claim: Claim, now: float, lease_u
     conn.execute("UPDATE workflow_task SET locked_until = ? WHERE id = ?", (lease_until, claim.task_id))
 
 
-async def _blind_renew_lease(self: store.SqliteStore, claim: Claim, lease: float) -> bool:
+async def _blind_renew_lease(self: TxnStore, claim: Claim, lease: float) -> bool:
     await self.fenced(_blind_renew_txn, claim, lease=lease)
     return True
 
@@ -118,7 +119,7 @@ async def _blind_renew_lease(self: store.SqliteStore, claim: Claim, lease: float
 def _patch_blind_heartbeat(p: Patch) -> None:
     # The heartbeat renews the task's lease by id alone: a runner that lost the task (taken over, or handed
     # back to pending by an expiry) keeps extending a lease it no longer owns, and keeps running.
-    p.setattr(store.SqliteStore, "renew_lease", _blind_renew_lease)
+    p.setattr(TxnStore, "renew_lease", _blind_renew_lease)
 
 
 def _patch_terminate_overwritten(p: Patch) -> None:
@@ -218,7 +219,7 @@ def _patch_wakeup_overwritten(p: Patch) -> None:
         "return WaitOutcome(paused=False)")), raising=False)
     p.setattr(execution, "_zoo_park_txn", rewritten(txn, "suspend_txn", ("return _hand_back(",
                                                                         "return _zoo_hand_back(")), raising=False)
-    rewrite(p, store.SqliteStore, "wait_event", ("txn.wait_event_txn", "txn._zoo_wait_no_park_txn"))
+    rewrite(p, TxnStore, "wait_event", ("txn.wait_event_txn", "txn._zoo_wait_no_park_txn"))
     rewrite(p, execution.Execution, "wait", (
         "    if outcome.paused or not (outcome.event or outcome.timed_out):\n",
         ("    if not (outcome.event or outcome.timed_out):\n"

@@ -143,7 +143,8 @@ def test_invariant_violations_fail_the_step_that_caused_them(monkeypatch: pytest
 
 
 def test_pytest_shows_the_scenario_report_for_a_failing_file(tmp_path: Path) -> None:
-    """Collected through the conftest hooks, a failing scenario file fails its test item with the report."""
+    """Collected through the conftest hooks, a failing scenario file fails its test items (on SQLite and on
+    PostgreSQL, deterministic and seeded) with the report."""
     (tmp_path / "conftest.py").write_text("from sim.scenario.pytest_plugin import pytest_addoption, pytest_collect_file\n")
     path = write(tmp_path, """
         scenario = Scenario("broken-sample", [wf], steps=[
@@ -153,10 +154,16 @@ def test_pytest_shows_the_scenario_report_for_a_failing_file(tmp_path: Path) -> 
     """)
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(tmp_path), "-q", "-p", "no:cacheprovider", "--scenario-seeds", "1",
-         "-p", "no:xdist", "--rootdir", str(tmp_path)],
+         "-p", "no:xdist", "--rootdir", str(tmp_path), "--scenario-backends", "sqlite"],
         check=False, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "2 failed" in proc.stdout
     assert "broken-sample[seed=0]" in proc.stdout
     assert f"sample.py:{line_of(path, 'errored')}: expect_status('x', 'errored')" in proc.stdout
     assert "found:    queued (run 1)" in proc.stdout
+    both = subprocess.run(
+        [sys.executable, "-m", "pytest", str(tmp_path), "-q", "-p", "no:cacheprovider", "--scenario-seeds", "1",
+         "-p", "no:xdist", "--rootdir", str(tmp_path)],
+        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert "4 failed" in both.stdout or "2 failed, 2 skipped" in both.stdout, both.stdout
+    assert "broken-sample[postgres,seed=0]" in both.stdout

@@ -19,8 +19,9 @@ import engine._execution as execution
 import engine._records as records
 import engine._runner as runner
 import engine._sqlite_store as store
-import engine._txn as txn
 import engine._step as step
+import engine._txn as txn
+from engine._txn_store import TxnStore
 from sim.search.campaign import self_check
 from sim.world.probes import probe_campaign
 from sim.world.workload import get_profile
@@ -37,7 +38,7 @@ PROBE_SEEDS = 200  # per profile (default and swarm): 400 runs
 def _engine_functions() -> dict[tuple[str, str], object]:
     """Every function and method the mutants may replace, by (owner, name)."""
     found: dict[tuple[str, str], object] = {}
-    for owner in (txn, step, store.SqliteStore, step.WorkflowStep, execution.Execution, runner.Runner,
+    for owner in (txn, step, store.SqliteStore, TxnStore, step.WorkflowStep, execution.Execution, runner.Runner,
                   records.Retries):
         for name, value in vars(owner).items():
             if isinstance(value, types.FunctionType):

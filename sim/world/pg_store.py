@@ -1,0 +1,34 @@
+"""The simulated runner's store on PostgreSQL: PostgresStore with the simulator's fault hooks.
+
+Apart from its module (psycopg loads only for runs over PostgreSQL), it differs from SQLite's SimStore only
+in the errors a fault raises: a serialization failure for "busy" (PostgreSQL rolled back; the store retries)
+and a dropped connection for an I/O error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from engine._pg_store import PostgresStore
+from sim.core.runtime import SimRuntime
+from sim.world.simulation import _FaultHooks
+
+
+class SimPgStore(_FaultHooks, PostgresStore):
+    """A simulated runner's PostgreSQL store over the world's one connection."""
+
+    def __init__(self, world: Any, runtime: SimRuntime, owner: str) -> None:
+        super().__init__(world.conn.url, runtime=runtime, connection=world.conn, clock=world.clock.now,
+                         migrate_schema=False)
+        self.world = world
+        self.owner = owner
+        self.alive = True
+
+    def _busy(self) -> Exception:
+        return pg_errors.SerializationFailure("could not serialize access due to concurrent update")
+
+    def _io_error(self, message: str) -> Exception:
+        return psycopg.OperationalError(f"server closed the connection unexpectedly ({message})")
