@@ -238,5 +238,9 @@ from sim.cli.mutate import mutate  # noqa: E402
 
 main.add_command(mutate)
 
+from sim.cli.chaos import chaos  # noqa: E402
+
+main.add_command(chaos)
+
 if __name__ == "__main__":  # pragma: no cover - `python -m sim.cli.main`
     main()

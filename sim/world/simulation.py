@@ -53,6 +53,10 @@ class _FaultHooks:
     def _io_error(self, message: str) -> Exception:
         raise NotImplementedError
 
+    def _commit_unknown(self) -> Exception:
+        """What the backend's store raises when a COMMIT's outcome is unknown (never retried whole)."""
+        raise NotImplementedError
+
     def run_txn(self, fn: Any, *args: Any) -> Any:
         if not self.alive:
             raise Crashed(self.owner)
@@ -69,7 +73,7 @@ class _FaultHooks:
             world.fault("commit_unknown", self.owner)
             world.checker.resync_leases()
             world.oracle.unreported(self.owner, getattr(fn, "__name__", ""), args, result, world.clock.now())
-            raise self._io_error("disk I/O error (commit outcome unknown)")
+            raise self._commit_unknown()
         return result
 
     def read(self, fn: Any, *args: Any) -> Any:
@@ -93,6 +97,9 @@ class SimStore(_FaultHooks, SqliteStore):
 
     def _io_error(self, message: str) -> Exception:
         return sqlite3.OperationalError(message)
+
+    def _commit_unknown(self) -> Exception:
+        return sqlite3.OperationalError("disk I/O error (commit outcome unknown)")
 
 
 def sim_store(world: Any, runtime: SimRuntime, owner: str) -> Any:

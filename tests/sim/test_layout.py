@@ -1,7 +1,8 @@
 """The package layout (issue 11): `sim`'s subpackages import one way, down the stack, and never in a cycle.
 
 core (choices, clock, scheduler, runtime, trace) <- world (simulation, faults, workload, probes) <- search
-(campaign, PCT, explorer, state machine) and scenario (the DSL) <- zoo <- cli. `properties` reads the database
+(campaign, PCT, explorer, state machine) and scenario (the DSL) <- zoo <- chaos (real processes, which may
+serve a zoo mutant) <- cli. `properties` reads the database
 only and never imports `sim`; `engine` imports neither.
 """
 
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS = {"sim.core": 0, "sim.world": 1, "sim.search": 2, "sim.scenario": 2, "sim.zoo": 3, "sim.cli": 4}
+LAYERS = {"sim.core": 0, "sim.world": 1, "sim.search": 2, "sim.scenario": 2, "sim.zoo": 3, "sim.chaos": 4,
+          "sim.cli": 5}
 PACKAGES = ("engine", "properties", "sim")
 
 
