@@ -61,6 +61,13 @@ def launch(path: str, seen: set[tuple[str, int]]) -> None:
     DBOS.launch()
 
 
+def launch_url(url: str) -> None:
+    """Configure and launch a DBOS instance whose system database is the PostgreSQL database at `url`."""
+    config: Any = {"name": "stepsim-bench", "system_database_url": url, "log_level": "WARNING"}
+    DBOS(config=config)
+    DBOS.launch()
+
+
 def destroy() -> None:
     """Shut the instance down (background threads joined) but keep the registered functions."""
     DBOS.destroy(destroy_registry=False)

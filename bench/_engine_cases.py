@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import attrs
+
 from engine import Engine, Status, WorkflowDefinition, define_workflow
 
 from ._records import Latency, Measurement, Sizes
@@ -109,16 +111,26 @@ async def _one_workflow(path: str, n: int, async_steps: bool = False) -> tuple[f
     return elapsed, writes
 
 
+def files_in(workdir: str) -> Callable[[str], str]:
+    """The SQLite namer: each case's database is a new file in `workdir`."""
+    return lambda name: os.path.join(workdir, name + ".db")
+
+
 def one_workflow(
-    workdir: str, n: int, repeats: int, *, case: str, label: str, async_steps: bool = False
+    workdir: str, n: int, repeats: int, *, case: str, label: str, async_steps: bool = False,
+    database: Callable[[str], str] | None = None, system: str = "engine",
 ) -> Measurement:
-    """One workflow of `n` steps: create, then run_until_idle; timed from create to completion."""
+    """One workflow of `n` steps: create, then run_until_idle; timed from create to completion.
+
+    `database` names a fresh database per repetition (default: a SQLite file in `workdir`; the PostgreSQL
+    rows pass a namer that makes a schema), `system` labels the row."""
+    fresh = database or files_in(workdir)
     seconds, writes = [], 0
     for rep in range(repeats):
-        path = os.path.join(workdir, f"engine-{case}-{n}-{rep}.db")
+        path = fresh(f"engine-{case}-{n}-{rep}")
         elapsed, writes = _run(functools.partial(_one_workflow, path, n, async_steps))
         seconds.append(elapsed)
-    return Measurement(case=case, system="engine", label=label, seconds=tuple(seconds), steps=n, workflows=1,
+    return Measurement(case=case, system=system, label=label, seconds=tuple(seconds), steps=n, workflows=1,
                        write_transactions=writes)
 
 
@@ -138,14 +150,18 @@ async def _sequential(path: str, sizes: Sizes) -> tuple[float, int]:
     return elapsed, writes
 
 
-def sequential(workdir: str, sizes: Sizes, repeats: int) -> Measurement:
+def sequential(
+    workdir: str, sizes: Sizes, repeats: int, *, database: Callable[[str], str] | None = None,
+    system: str = "engine",
+) -> Measurement:
     """(b) `workflows` creates, then run_until_idle runs them one after another on one runner."""
+    fresh = database or files_in(workdir)
     seconds, writes = [], 0
     for rep in range(repeats):
-        path = os.path.join(workdir, f"engine-b-{rep}.db")
+        path = fresh(f"engine-b-{rep}")
         elapsed, writes = _run(functools.partial(_sequential, path, sizes))
         seconds.append(elapsed)
-    return Measurement(case="b", system="engine", label=f"{sizes.workflows} x {sizes.steps_per_workflow} steps, "
+    return Measurement(case="b", system=system, label=f"{sizes.workflows} x {sizes.steps_per_workflow} steps, "
                        "1 runner", seconds=tuple(seconds), steps=sizes.workflows * sizes.steps_per_workflow,
                        workflows=sizes.workflows, write_transactions=writes)
 
@@ -199,15 +215,19 @@ def _count_ticks(engine: Engine, processed: list[int], index: int) -> None:
     engine.runner.tick = counted  # type: ignore[method-assign]
 
 
-def concurrent(workdir: str, sizes: Sizes, repeats: int) -> Measurement:
+def concurrent(
+    workdir: str, sizes: Sizes, repeats: int, *, database: Callable[[str], str] | None = None,
+    system: str = "engine",
+) -> Measurement:
     """(c) as (b) but drained by `concurrency` Engine objects, each running run_worker, over one file."""
+    fresh = database or files_in(workdir)
     seconds, writes, spread = [], 0, []
     for rep in range(repeats):
-        path = os.path.join(workdir, f"engine-c-{rep}.db")
+        path = fresh(f"engine-c-{rep}")
         elapsed, writes, spread = _run(functools.partial(_concurrent, path, sizes))
         seconds.append(elapsed)
     note = "tasks per runner (last rep): " + "/".join(str(p) for p in spread)
-    return Measurement(case="c", system="engine", label=f"{sizes.workflows} x {sizes.steps_per_workflow} steps, "
+    return Measurement(case="c", system=system, label=f"{sizes.workflows} x {sizes.steps_per_workflow} steps, "
                        f"{sizes.concurrency} runners", seconds=tuple(seconds),
                        steps=sizes.workflows * sizes.steps_per_workflow, workflows=sizes.workflows,
                        write_transactions=writes, note=note)
@@ -223,7 +243,7 @@ async def _latency(path: str, sizes: Sizes, rng: random.Random) -> list[float]:
         try:
             for i in range(sizes.latency_samples):
                 # Spread the create over the worker's poll phase so the median is not phase-locked.
-                await asyncio.sleep(rng.uniform(0.0, sizes.poll_interval))
+                await asyncio.sleep(rng.uniform(0.0, min(sizes.poll_interval, 0.05)))
                 start = time.perf_counter()
                 iid = await engine.create(WORKFLOW, {"n": 1}, id=f"l{i}")
                 while (await engine.status(WORKFLOW, iid)).status != Status.COMPLETE:
@@ -237,14 +257,21 @@ async def _latency(path: str, sizes: Sizes, rng: random.Random) -> list[float]:
     return samples
 
 
-def latency(workdir: str, sizes: Sizes, repeats: int) -> Latency:
-    """(g) create -> status complete of a 1-step workflow, with run_worker polling on the SystemRuntime."""
+def latency(
+    workdir: str, sizes: Sizes, repeats: int, *, database: Callable[[str], str] | None = None,
+    poll_interval: float | None = None,
+) -> Latency:
+    """(g) create -> status complete of a 1-step workflow, with run_worker polling on the SystemRuntime.
+
+    `poll_interval` overrides the sizes' (PostgreSQL's row polls once a second: NOTIFY must do the work)."""
+    fresh = database or files_in(workdir)
     rng = random.Random(6)  # seeded: the phase offsets repeat from run to run
     everything: list[float] = []
     medians: list[float] = []
+    poll = sizes.poll_interval if poll_interval is None else poll_interval
     for rep in range(repeats):
-        path = os.path.join(workdir, f"engine-g-{rep}.db")
-        samples = _run(functools.partial(_latency, path, sizes, rng))
+        path = fresh(f"engine-g-{rep}")
+        samples = _run(functools.partial(_latency, path, attrs.evolve(sizes, poll_interval=poll), rng))
         everything.extend(s * 1000 for s in samples)
         medians.append(sorted(samples)[len(samples) // 2] * 1000)
-    return Latency(samples_ms=tuple(everything), rep_medians_ms=tuple(medians), poll_interval=sizes.poll_interval)
+    return Latency(samples_ms=tuple(everything), rep_medians_ms=tuple(medians), poll_interval=poll)

@@ -21,18 +21,19 @@ class Sizes:
     poll_interval: float = 0.01             # (g) the worker's poll interval, seconds
     raw_commits: int = 5000                 # (d) INSERT+UPDATE commits per repetition
     sim_seeds: int = 20                     # (h) seeds per repetition, when the simulator exists
+    process_workflows: int = 400            # (i) workflows drained by 1, 2, 4 worker processes
 
     @classmethod
     def quick(cls) -> Sizes:
         """A run of a few seconds with the same shapes, for a first look (`stepsim bench --quick`)."""
         return cls(one_workflow_steps=200, workflows=50, scaling=(200, 400, 800), latency_samples=10,
-                   raw_commits=1000, sim_seeds=5)
+                   raw_commits=1000, sim_seeds=5, process_workflows=60)
 
     @classmethod
     def tiny(cls) -> Sizes:
         """The smallest shapes that still exercise every case; for smoke tests."""
         return cls(one_workflow_steps=20, workflows=6, steps_per_workflow=3, concurrency=2, scaling=(10, 20, 40),
-                   latency_samples=2, poll_interval=0.002, raw_commits=20, sim_seeds=2)
+                   latency_samples=2, poll_interval=0.002, raw_commits=20, sim_seeds=2, process_workflows=6)
 
 
 def median(values: tuple[float, ...]) -> float:
@@ -155,6 +156,8 @@ class BenchResults:
     profile_note: str = ""
     statements: tuple[StatementLine, ...] = ()
     problems: tuple[str, ...] = ()   # correctness failures seen while measuring (never timings)
+    latency_pg: Latency | None = None  # (g) on PostgreSQL, woken by NOTIFY
+    postgres_note: str = "PostgreSQL not measured in this run"
 
     def get(self, case: str, system: str) -> Measurement | None:
         """The measurement of `case` on `system`, or None if it was skipped."""

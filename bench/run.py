@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 
 from . import _engine_cases as engine_cases
+from . import _postgres_cases as pg_cases
 from ._dbos_cases import dbos_cases, load_dbos
 from ._profile import pyinstrument_profile, statement_breakdown
 from ._raw_sqlite import raw_commits
@@ -38,11 +39,13 @@ def _environment() -> dict[str, Any]:
 
 def run_benchmarks(
     repeats: int = 3, sizes: Sizes | None = None, include_dbos: bool = True, *, profile: bool = True,
-    include_sim: bool = True, progress: Callable[[str], None] | None = None,
+    include_sim: bool = True, progress: Callable[[str], None] | None = None, postgres: str | None = None,
 ) -> BenchResults:
     """Measure every case once per repetition, in one run, and return the results (nothing is printed).
 
     A case whose work does not complete is recorded in `problems` and left out; the others still run.
+    `postgres` (a server URL) adds the PostgreSQL rows: the engine's and DBOS's (a)-(c), (g) woken by
+    NOTIFY, and (i) worker-process scaling there too.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
@@ -93,6 +96,26 @@ def run_benchmarks(
             if m is not None:
                 measurements.append(m)
         latency = attempt("(g) latency", lambda: engine_cases.latency(workdir, sizes, repeats))
+        measurements.extend(attempt("(i) worker processes, SQLite", lambda: pg_cases.process_scaling(
+            engine_cases.files_in(workdir), "sqlite", sizes, repeats)) or [])
+        latency_pg = None
+        postgres_note = "PostgreSQL not measured in this run (no --postgres URL, or the server did not answer)"
+        if postgres is not None:
+            postgres_note = "PostgreSQL: " + pg_cases.server_settings(postgres)
+            measurements.extend(attempt("engine on PostgreSQL", lambda: pg_cases.engine_rows(
+                postgres, workdir, sizes, repeats)) or [])
+            if include_dbos and dbos_version is not None:
+                app, _, _ = load_dbos()
+                measurements.extend(attempt("DBOS on PostgreSQL", lambda: pg_cases.dbos_rows(
+                    app, postgres, sizes, repeats)) or [])
+            latency_pg = attempt("(g) latency on PostgreSQL", lambda: pg_cases.engine_latency(
+                postgres, workdir, sizes, repeats))
+            schemas = pg_cases.Schemas(postgres)
+            try:
+                measurements.extend(attempt("(i) worker processes, PostgreSQL", lambda: pg_cases.process_scaling(
+                    schemas, "postgres", sizes, repeats)) or [])
+            finally:
+                schemas.drop_all()
         sim_note = "not measured in this run (include_sim=False)"
         if include_sim:
             say("(h) simulator")
@@ -106,6 +129,7 @@ def run_benchmarks(
         repeats=repeats, sizes=sizes, measurements=tuple(measurements), latency=latency,
         dbos_version=dbos_version, dbos_note=dbos_note, sim_note=sim_note, environment=_environment(),
         profile=profile_lines, profile_note=profile_note, statements=statements, problems=tuple(problems),
+        latency_pg=latency_pg, postgres_note=postgres_note,
     )
 
 
@@ -121,7 +145,7 @@ def write_report(results: BenchResults, out: str) -> str:
 
 def bench_command_main(
     repeats: int, quick: bool, out: str, *, include_dbos: bool = True, profile: bool = True,
-    console: Console | None = None, sizes: Sizes | None = None,
+    console: Console | None = None, sizes: Sizes | None = None, postgres: str | None = None,
 ) -> int:
     """What `stepsim bench` runs: measure, print the tables, write `out`. Returns 0, or 1 on a problem.
 
@@ -136,7 +160,8 @@ def bench_command_main(
         sizes = Sizes.quick() if quick else Sizes()
     with console.status("benchmarking...") as status:
         results = run_benchmarks(repeats=repeats, sizes=sizes, include_dbos=include_dbos, profile=profile,
-                                 progress=lambda message: status.update(f"benchmarking {message}..."))
+                                 progress=lambda message: status.update(f"benchmarking {message}..."),
+                                 postgres=postgres)
     print_results(results, console)
     path = write_report(results, out)
     console.print(f"wrote {path}")
@@ -151,9 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"Markdown report path; default {DEFAULT_OUT}")
     parser.add_argument("--no-dbos", action="store_true", help="skip DBOS even if it is installed")
     parser.add_argument("--no-profile", action="store_true", help="skip the pyinstrument profile of (a)")
+    parser.add_argument("--postgres", default=None, help="a server URL: add the PostgreSQL rows")
     args = parser.parse_args(argv)
     return bench_command_main(args.repeats, args.quick, args.out, include_dbos=not args.no_dbos,
-                              profile=not args.no_profile)
+                              profile=not args.no_profile, postgres=args.postgres)
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised through python -m bench

@@ -129,8 +129,22 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
+def _applied(conn: sqlite3.Connection) -> set[int]:
+    try:
+        return {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations")}
+    except sqlite3.OperationalError:  # no table yet: a new database
+        return set()
+
+
 def migrate(conn: sqlite3.Connection) -> list[int]:
-    """Apply every pending migration; returns the versions applied. Safe to run from many processes."""
+    """Apply every pending migration; returns the versions applied. Safe to run from many processes.
+
+    A database already at the latest version is only read: opening an engine then never waits for the write
+    lock, which a busy (or stopped) process may hold for longer than the busy timeout (found by `stepsim
+    chaos`: a worker restarted while another was SIGSTOPped in a write died at start).
+    """
+    if {version for version, _ in MIGRATIONS} <= _applied(conn):
+        return []
     conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
     applied: list[int] = []
     for version, script in MIGRATIONS:

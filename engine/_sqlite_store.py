@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ._errors import StoreUnavailable
 from ._runtime import Runtime
 from ._schema import migrate
 from ._txn_store import TxnStore
@@ -85,6 +86,16 @@ class SqliteStore(TxnStore):
     def is_transient(self, exc: BaseException) -> bool:
         """Busy and locked errors: SQLite rolled the transaction back."""
         return is_busy(exc)
+
+    async def _retrying(self, attempt_once: Callable[[], T]) -> T:
+        try:
+            return await super()._retrying(attempt_once)
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):
+                # Still locked after every retry (another process holds the one write lock, perhaps stopped):
+                # a coded error the caller and run_worker know to wait out; nothing was written.
+                raise StoreUnavailable(f"SQLite database {self.path!r} stayed locked: {exc}") from exc
+            raise
 
     def query(self, fn: Callable[..., T], *args: Any) -> T:
         """A one-statement read on the connection, outside any transaction."""

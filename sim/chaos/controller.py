@@ -73,6 +73,7 @@ class ChaosReport:
     calm: tuple[int, float] = (0, 0.0)  # (workflows, seconds)
     chaos: tuple[int, float] = (0, 0.0)
     faults: Counter[str] = attrs.Factory(Counter)
+    fault_log: list[Fault] = attrs.Factory(list)  # every fault with its time, target and pid (evidence)
     recovery: list[float] = attrs.Factory(list)
     violations: list[Any] = attrs.Factory(list)
     statuses: Counter[str] = attrs.Factory(Counter)
@@ -107,7 +108,8 @@ class ChaosReport:
             "",
             "Faults injected: " + (", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())) or "none") + ".",
             (f"Callback executions: {self.executions}, of which {self.duplicates} re-ran an attempt another "
-            "execution had started (each must be explained by a fault of the first one's worker)."),
+            "execution had started (each must be explained by a fault of the first one's worker, or on SQLite "
+            "by a stopped process that held the one write lock)."),
             "Final statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items())) + ".",
             "",
         ]
@@ -419,6 +421,7 @@ class Controller:
         finally:
             self.kill_everything()
         report.faults = Counter(f.kind for f in self.faults if f.kind != "cont")
+        report.fault_log = list(self.faults)
         report.violations = self.violations + self.check_history()
         with self.connect() as conn:
             report.statuses = Counter(r[0] for r in conn.execute("SELECT status FROM workflow_instance"))
@@ -437,7 +440,8 @@ class Controller:
         with self.connect() as conn:
             effects = load_effects(conn)
             acked_ids = self._acked_event_ids() | self.late_sent
-            out = check_steps(conn, effects, self.faults) + check_events(conn, self.planned, acked_ids)
+            out = check_steps(conn, effects, self.faults, shared_lock=self.schema is None)
+            out += check_events(conn, self.planned, acked_ids)
             out += check_outputs(conn, LATE_EVERY) + check_final_state(conn)
             if self.schema is None:
                 verdict = conn.execute("PRAGMA integrity_check").fetchone()[0]

@@ -59,13 +59,17 @@ def load_effects(conn: Any) -> list[Effect]:
                 "FROM chaos_effect ORDER BY started_at, exec_id")]
 
 
-def check_steps(conn: Any, effects: Sequence[Effect], faults: Sequence[Fault]) -> list[Violation]:
+def check_steps(
+    conn: Any, effects: Sequence[Effect], faults: Sequence[Fault], *, shared_lock: bool = False
+) -> list[Violation]:
     """No step committed twice or from nowhere; every duplicate execution explained by a fault.
 
     A completed `do` step's result is the id of the execution that committed it: that execution must exist,
     belong to the step and carry the step's attempt count. Two executions of the same attempt of a step
     are legitimate only if a fault hit the first one's worker before the second began (its lease had to
-    lapse for anyone else to run it).
+    lapse for anyone else to run it). With `shared_lock` (SQLite: one write lock for every process), a
+    SIGSTOP of any worker in between explains it too: a process stopped inside a write transaction keeps
+    the lock, so nobody commits until it runs again, and leases lapse meanwhile.
     """
     out: list[Violation] = []
     by_id = {e.exec_id: e for e in effects}
@@ -84,9 +88,10 @@ def check_steps(conn: Any, effects: Sequence[Effect], faults: Sequence[Fault]) -
     by_pid: dict[int, list[Fault]] = defaultdict(list)
     for f in faults:
         by_pid[f.pid].append(f)
+    stops = [f for f in faults if f.kind == "stop"] if shared_lock else []
     for key, runs in groups.items():
         for first, second in itertools.pairwise(runs):
-            if not _explained(first, second.started_at, by_pid[first.pid]):
+            if not _explained(first, second.started_at, [*by_pid[first.pid], *stops]):
                 out.append(Violation(
                     "chaos: unexplained duplicate execution",
                     f"{key[0]} {key[2]} attempt {key[3]} ran on {first.worker} (pid {first.pid}) at "

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import attrs
 
 import click
 from rich.console import Console
@@ -42,7 +45,9 @@ def chaos(database: str, workers: int, concurrency: int, workflows: int, kills: 
     path = Path(out or f"reports/chaos-{report.backend.lower()}.md")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(report.markdown())
+    faults = path.with_suffix(".faults.jsonl")
+    faults.write_text("".join(json.dumps(attrs.asdict(f)) + "\n" for f in report.fault_log))
     console.print(report.markdown())
-    console.print(f"report: {path}")
+    console.print(f"report: {path} (fault log: {faults})")
     if not report.ok:
         raise SystemExit(1)

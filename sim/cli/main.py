@@ -172,11 +172,22 @@ def replay(seed: int | None, profile: str, runners: int | None, swarm: bool, vie
 @click.option("--repeats", default=3, show_default=True, help="repetitions per case (the median is reported)")
 @click.option("--quick", is_flag=True, help="small sizes, for a smoke run")
 @click.option("--out", default="reports/bench.md", show_default=True, help="where the Markdown report goes")
-def bench(repeats: int, quick: bool, out: str) -> None:
-    """Benchmarks: engine vs DBOS (when installed) and raw SQLite, scaling, latency, simulator."""
+@click.option("--postgres", default=None,
+              help="server for the PostgreSQL rows (default: 127.0.0.1:5432/test, if it answers)")
+@click.option("--no-postgres", is_flag=True, help="SQLite rows only")
+def bench(repeats: int, quick: bool, out: str, postgres: str | None, no_postgres: bool) -> None:
+    """Benchmarks: engine vs DBOS (when installed) and raw SQLite, on SQLite and PostgreSQL; scaling with
+    steps and with worker processes; latency; simulator."""
     from bench import bench_command_main
+    from sim.world.databases import DEFAULT_POSTGRES, postgres_reachable
 
-    raise SystemExit(bench_command_main(repeats, quick, out))
+    url = None if no_postgres else (postgres or DEFAULT_POSTGRES)
+    if url is not None and postgres_reachable(url) is not None:
+        if postgres:
+            raise click.BadParameter(f"PostgreSQL does not answer: {postgres_reachable(url)}",
+                                     param_hint="--postgres")
+        url = None
+    raise SystemExit(bench_command_main(repeats, quick, out, postgres=url))
 
 
 @main.command()

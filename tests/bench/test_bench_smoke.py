@@ -74,7 +74,7 @@ class TestReport:
         table = text.split("## Results", 1)[1].split("## Ratios", 1)[0]
         body = [line for line in table.splitlines() if line.startswith("| (")]
         assert len(body) == len(results.measurements)
-        assert "t(20) / t(10)" in text and "(g) 1-step workflow" in text
+        assert "t(20) / t(10)" in text and "(g) SQLite: 1-step workflow" in text
 
     def test_rich_tables_have_the_columns(self, results: bench.BenchResults) -> None:
         """The printed table has every column but the notes (shown as a caption), one row per measurement."""

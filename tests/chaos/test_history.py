@@ -65,6 +65,20 @@ def test_a_duplicate_execution_needs_a_fault_of_its_first_worker() -> None:
     assert check_steps(conn, effects, [Fault(15.0, "kill", "w1", 1)]) != []  # too late to explain it
 
 
+def test_on_sqlite_a_stopped_lock_holder_explains_a_duplicate() -> None:
+    """SQLite has one write lock: a SIGSTOP of any worker may have frozen it, so with `shared_lock` a stop of
+    another worker in the window explains the duplicate; a kill (whose lock dies with it) does not."""
+    conn = database()
+    effect(conn, "a", pid=1, started=10.0)
+    effect(conn, "b", pid=1, started=20.0, ended=20.1)
+    step(conn, "do:reserve", result="b")
+    effects = load_effects(conn)
+    stop = [Fault(12.0, "stop", "w3", 3)]
+    assert check_steps(conn, effects, stop) != []
+    assert check_steps(conn, effects, stop, shared_lock=True) == []
+    assert check_steps(conn, effects, [Fault(12.0, "kill", "w3", 3)], shared_lock=True) != []
+
+
 def test_a_retry_is_not_a_duplicate() -> None:
     """Attempt 2 after attempt 1 failed is a new attempt, needing no fault; the commit names attempt 2."""
     conn = database()
