@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import os
 import re
+import socket
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator
@@ -72,8 +74,40 @@ def fresh_schema(url: str, name: str) -> Iterator[str]:
 
 
 def worker_schema(prefix: str) -> str:
-    """A schema name unique to this process (pytest-xdist workers and campaign processes run side by side)."""
-    return f"{prefix}_{os.getpid()}"
+    """A schema name unique to this process on this machine (pytest-xdist workers and campaign processes run
+    side by side; other machines may share the server)."""
+    return f"{prefix}_{_host_tag()}_{os.getpid()}"
+
+
+def _host_tag() -> str:
+    return hashlib.blake2b(socket.gethostname().encode(), digest_size=3).hexdigest()
+
+
+def drop_orphans(url: str, prefix: str) -> list[str]:
+    """Drop this machine's `prefix` schemas whose process is gone (a pool worker exits without atexit)."""
+    import psycopg
+
+    mine = re.compile(rf"^{re.escape(prefix)}_{_host_tag()}_(\d+)$")
+    dropped = []
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        names = [r[0] for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+                                             (f"{prefix}_%",))]
+        for name in names:
+            found = mine.match(name)
+            if found and not _alive(int(found.group(1))):
+                conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+                dropped.append(name)
+    return dropped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's live process
+        return True
+    return True
 
 
 def postgres_reachable(url: str = DEFAULT_POSTGRES) -> str | None:
@@ -83,7 +117,7 @@ def postgres_reachable(url: str = DEFAULT_POSTGRES) -> str | None:
 
         with psycopg.connect(url, autocommit=True, connect_timeout=3) as conn:
             conn.execute("SELECT 1")
-    except Exception as exc:  # any failure to connect means "not reachable", reported with its reason
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means "not reachable", with its reason
         return f"{type(exc).__name__}: {exc}"
     return None
 
@@ -120,6 +154,7 @@ def _fresh_postgres(url: str) -> Any:
 
     conn = _POSTGRES.get(url)
     if conn is None or conn.closed:
+        drop_orphans(url, "sim")
         schema = worker_schema("sim")
         scoped = create_schema(url, schema)
         # Durability of a scratch schema is worth nothing; commits that skip the WAL flush are what make a

@@ -67,3 +67,19 @@ def test_scenario_files_run_on_postgres(postgres_url: str) -> None:
     result = CliRunner().invoke(main, ["run", "scenarios/approval_flow.py", "--seeds", "1", "--db", postgres_url])
     assert result.exit_code == 0, result.output
     assert "0 failed" in result.output
+
+
+def test_orphaned_scratch_schemas_are_dropped(postgres_url: str) -> None:
+    """A campaign's pool worker exits without cleanup: the next run drops this machine's scratch schemas
+    whose process is gone, and keeps those of live processes."""
+    from sim.world.databases import create_schema, drop_orphans, drop_schema, worker_schema
+
+    live = worker_schema("orphantest")
+    dead = live.rsplit("_", 1)[0] + "_4194303"  # the last pid Linux can hand out: never alive here
+    create_schema(postgres_url, live)
+    create_schema(postgres_url, dead)
+    try:
+        assert drop_orphans(postgres_url, "orphantest") == [dead]
+    finally:
+        drop_schema(postgres_url, live)
+        drop_schema(postgres_url, dead)
