@@ -139,8 +139,10 @@ class PostgresStore(TxnStore):
             conn.execute("BEGIN")
             try:
                 result = fn(conn, *args)
-                if self._listen and getattr(fn, "__name__", "") in _WAKING:
+                if self._shared is None and getattr(fn, "__name__", "") in _WAKING:
                     # Delivered at COMMIT, and only if it commits: an idle worker never wakes for nothing.
+                    # Sent whether or not this store listens (a client with a test runtime still wakes real
+                    # workers); only a simulator's shared connection, which nobody listens to, stays silent.
                     conn.execute("SELECT pg_notify(?, '')", (self.channel,))
             except BaseException:
                 _rollback(conn)

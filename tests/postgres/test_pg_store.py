@@ -103,6 +103,32 @@ def test_notify_wakes_an_idle_worker_at_once(pg_schema: str) -> None:
     assert calls == ["notified:n1:1:do:effect"]
 
 
+def test_a_client_that_does_not_listen_still_notifies(pg_schema: str) -> None:
+    """NOTIFY is sent by every store that writes for real, not only by listening ones: a client whose runtime
+    keeps its own clock (so it does not listen itself) still announces a create to the workers' channel."""
+
+    class OwnClock(SystemRuntime):
+        def now(self) -> float:
+            return time.time()
+
+    @define_workflow("quiet-client")
+    async def quiet(event: Any, step: Any) -> Any:
+        return 1
+
+    async def create() -> str:
+        async with Engine(pg_schema, [quiet], runtime=OwnClock()) as client:
+            assert isinstance(client.store, PostgresStore) and not client.store._listen
+            await client.create("quiet-client", None, id="q1")
+            return client.store.channel
+
+    with psycopg.connect(pg_schema, autocommit=True) as listener:
+        channel = "stepsim_" + pg_schema.rsplit("%3D", 1)[-1]
+        listener.execute(f'LISTEN "{channel}"')
+        assert run(create()) == channel
+        heard = list(listener.notifies(timeout=5.0, stop_after=1))
+    assert [n.channel for n in heard] == [channel]
+
+
 def test_a_retry_falls_due_without_waiting_for_the_poll(pg_schema: str) -> None:
     """An idle worker sleeps only until the next task is due: a retry 20 ms out runs long before the hour's
     poll, because retry times are read from the database, not only announced by NOTIFY."""
