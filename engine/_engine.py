@@ -330,7 +330,7 @@ class Engine:
             if self._stopping:
                 # stop() ran while this tick awaited the store: it could not cancel a wait not yet begun.
                 break
-            sleeper = asyncio.ensure_future(self.store.wait_for_work(runner.names, interval))
+            sleeper = asyncio.ensure_future(self._idle(runner, interval))
             self._sleepers.add(sleeper)
             try:
                 await sleeper
@@ -341,6 +341,14 @@ class Engine:
                 # stop() cancelled only our idle wait: fall through and leave the loop.
             finally:
                 self._sleepers.discard(sleeper)
+
+    async def _idle(self, runner: Runner, interval: float) -> None:
+        """Wait for work through the store; if the store cannot even say when (database down), just sleep."""
+        try:
+            await self.store.wait_for_work(runner.names, interval)
+        except StoreUnavailable as exc:
+            runner.trace("tick_error", reason=f"{type(exc).__name__}: {exc}")
+            await self.runtime.sleep(interval)
 
     async def stop(self) -> None:
         """Ask run_worker loops to return, gracefully; returns at once.

@@ -204,17 +204,26 @@ class Execution:
             self._heartbeat.cancel()
             self._heartbeat = None
 
+    async def _read_until(self, known: float) -> float | None:
+        """The lease's end as the store says; on a store fault, what this heartbeat last knew (a failed read
+        must neither end the heartbeat silently nor declare the lease lost: the renewal decides)."""
+        try:
+            return await self.store.held_until(self.claim)
+        except Exception as exc:  # a store fault (PostgreSQL connection lost): retry on the next round
+            self.trace("renew_error", reason=f"{type(exc).__name__}: {exc}")
+            return known
+
     async def _beat(self) -> None:
         # Renew when a third of the lease is left, at the latest, reading the expiry on the scheduling clock
         # (issue 10: renewals used to start only once a callback yielded, then slept a fixed interval). Step
         # commits also extend the lease, so on waking the lease is read again before writing.
         third = self.lease / 3.0
-        until = self.claim.lease_until or await self.store.held_until(self.claim)
+        until = self.claim.lease_until or await self._read_until(self.now() + third)
         while until is not None:
             wait = until - third - self.now()
             if wait > 0:
                 await self.runtime.sleep(wait)
-                until = await self.store.held_until(self.claim)
+                until = await self._read_until(until)
                 if until is None or until - third > self.now():
                     continue
             try:
@@ -222,7 +231,7 @@ class Execution:
             except Exception as exc:  # a store fault: try again soon; the lease itself says when to give up
                 self.trace("renew_error", reason=f"{type(exc).__name__}: {exc}")
                 await self.runtime.sleep(third / 8.0)
-                until = await self.store.held_until(self.claim)
+                until = await self._read_until(until)
                 continue
             if not renewed:
                 break

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -88,22 +89,33 @@ class PostgresStore(TxnStore):
             except psycopg_pool.PoolTimeout as exc:
                 self._pool.close()
                 raise StoreUnavailable(f"cannot connect to PostgreSQL at {_redacted(url)}: {exc}") from exc
-        with self._connection() as conn:
-            schema = conn.execute("SELECT current_schema()").fetchone()
-            self.channel = f"stepsim_{schema[0] if schema else 'public'}"
-            if migrate_schema:
-                migrate(conn.raw)
+        try:
+            with self._connection() as conn:
+                schema = conn.execute("SELECT current_schema()").fetchone()
+                self.channel = channel_for(str(schema[0]) if schema else "public")
+                if migrate_schema:
+                    migrate(conn.raw)
+        except BaseException:
+            if self._pool is not None:
+                self._pool.close()
+            raise
 
     # -- connections and transactions -------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _connection(self) -> Iterator[PgConnection]:
+    def _connection(self, timeout: float | None = None) -> Iterator[PgConnection]:
         if self._shared is not None:
             yield self._shared
             return
         assert self._pool is not None
-        with self._pool.connection() as raw:
-            yield PgConnection(raw)
+        try:
+            with self._pool.connection(timeout=timeout) as raw:
+                yield PgConnection(raw)
+        except psycopg.OperationalError:
+            # One dead connection (a killed backend) suggests more: drop every broken idle one now, so the
+            # retry does not spend its tries on them one by one.
+            self._pool.check()
+            raise
 
     @property
     def conn(self) -> PgConnection:
@@ -119,18 +131,25 @@ class PostgresStore(TxnStore):
         return self._clock()
 
     def _database_now(self) -> float:
-        # The database's clock, as an offset from the local one read every CALIBRATE_EVERY seconds: every
-        # runner then schedules and fences on one clock (DESIGN §3) without a round trip per reading.
-        local = self.runtime.now()
-        if self._offset is None or abs(local - self._calibrated_at) > CALIBRATE_EVERY:
-            with self._connection() as conn:
-                before = self.runtime.now()
-                row = conn.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()
+        # The database's clock, as an offset from this machine's monotonic clock read every CALIBRATE_EVERY
+        # seconds: every runner then schedules and fences on one clock (DESIGN §3) without a round trip per
+        # reading, and a step of the machine's wall clock (NTP) changes nothing. A failed reading keeps the
+        # last offset; without one yet, the database is unavailable.
+        monotonic: Callable[[], float] = getattr(self.runtime, "monotonic", self.runtime.now)
+        local = monotonic()
+        if self._offset is None or local - self._calibrated_at > CALIBRATE_EVERY:
+            try:
+                with self._connection(timeout=2.0) as conn:
+                    before = monotonic()
+                    row = conn.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()
+                    after = monotonic()
                 assert row is not None
-                server = float(row[0])
-                after = self.runtime.now()
-            self._offset = server - (before + after) / 2.0
-            self._calibrated_at = local = after
+                self._offset = float(row[0]) - (before + after) / 2.0
+                self._calibrated_at = local = after
+            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                if self._offset is None:
+                    raise StoreUnavailable(f"cannot read PostgreSQL's clock: {exc}") from exc
+                self._calibrated_at = local  # try again in CALIBRATE_EVERY, not on every reading
         return local + self._offset
 
     def run_txn(self, fn: Callable[..., T], *args: Any) -> T:
@@ -261,6 +280,12 @@ class PostgresStore(TxnStore):
                 await listener
             self._listener = None
         self.close()
+
+
+def channel_for(schema: str) -> str:
+    """The NOTIFY channel of the engine whose tables are in `schema`: short (a channel name is at most 63
+    bytes) and a plain identifier whatever the schema is called."""
+    return "stepsim_" + hashlib.blake2b(schema.encode(), digest_size=6).hexdigest()
 
 
 def _reads_the_os_clock(runtime: Runtime) -> bool:

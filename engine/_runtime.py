@@ -79,6 +79,10 @@ class SystemRuntime:
         """A random 32-hex-digit id."""
         return uuid.uuid4().hex
 
+    def monotonic(self) -> float:
+        """Seconds on a clock no one sets (for offsets that must survive a wall-clock step)."""
+        return time.monotonic()
+
     async def sleep(self, seconds: float) -> None:
         """Real asyncio sleep."""
         await asyncio.sleep(max(0.0, seconds))

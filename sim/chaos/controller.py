@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import random
+import select
 import shutil
 import signal
 import sqlite3
@@ -40,7 +41,7 @@ from sim.chaos.history import (
     recovery_latencies,
 )
 from sim.chaos.workflows import EFFECT_DDL, LATE_EVERY, EffectLog, chaos_workflows
-from sim.world.databases import create_schema, drop_schema, is_postgres, worker_schema
+from sim.world.databases import create_schema, drop_orphans, drop_schema, is_postgres, worker_schema
 
 WORKFLOW = "chaos-order"
 
@@ -175,6 +176,7 @@ class Controller:
     def prepare(self) -> None:
         """A fresh database: a scratch schema (PostgreSQL) or a new file (SQLite), with the effect table."""
         if self.schema is not None:
+            drop_orphans(self.config.database, "chaos")  # schemas of earlier runs that died before cleanup
             self.url = create_schema(self.config.database, self.schema)
         else:
             for suffix in ("", "-wal", "-shm"):
@@ -216,7 +218,10 @@ class Controller:
                  *(["--mutant", self.config.mutant] if self.config.mutant else [])],
                 stdout=subprocess.PIPE, stderr=err, text=True)
         assert proc.stdout is not None
-        proc.stdout.readline()  # "ready" (or EOF if it died at start: noticed by check_alive)
+        # "ready" (or EOF if it died at start: noticed by check_alive); bounded, so a worker that hangs while
+        # opening its engine cannot stall the controller past max_seconds.
+        if select.select([proc.stdout], [], [], 30.0)[0]:
+            proc.stdout.readline()
         self.workers[name] = proc
 
     def start_client(self) -> None:
@@ -385,6 +390,8 @@ class Controller:
                 await asyncio.sleep(self.config.fault_interval if chaos else 0.2)
         finally:
             late_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await late_task
         return len(counted), (finished_at or time.time()) - started
 
     async def heal(self, ids: set[str], deadline: float) -> bool:
@@ -401,7 +408,15 @@ class Controller:
         return False
 
     async def run(self) -> ChaosReport:
-        """The whole run; children are cleaned up whatever happens."""
+        """The whole run; children, the scratch schema (or file) and the work folder are cleaned up whatever
+        happens (unless `keep`)."""
+        try:
+            return await self._run()
+        finally:
+            if not self.config.keep:
+                self.cleanup()
+
+    async def _run(self) -> ChaosReport:
         c = self.config
         report = ChaosReport(config=c, backend=self.backend)
         begun = time.time()
@@ -431,8 +446,6 @@ class Controller:
                                                 for e in effects})
         report.recovery = recovery_latencies(effects, self.faults)
         report.seconds = time.time() - begun
-        if not c.keep:
-            self.cleanup()
         return report
 
     def check_history(self) -> list[Any]:
@@ -440,7 +453,7 @@ class Controller:
         with self.connect() as conn:
             effects = load_effects(conn)
             acked_ids = self._acked_event_ids() | self.late_sent
-            out = check_steps(conn, effects, self.faults, shared_lock=self.schema is None)
+            out = check_steps(conn, effects, self.faults, shared_lock=True)
             out += check_events(conn, self.planned, acked_ids)
             out += check_outputs(conn, LATE_EVERY) + check_final_state(conn)
             if self.schema is None:

@@ -67,9 +67,11 @@ def check_steps(
     A completed `do` step's result is the id of the execution that committed it: that execution must exist,
     belong to the step and carry the step's attempt count. Two executions of the same attempt of a step
     are legitimate only if a fault hit the first one's worker before the second began (its lease had to
-    lapse for anyone else to run it). With `shared_lock` (SQLite: one write lock for every process), a
-    SIGSTOP of any worker in between explains it too: a process stopped inside a write transaction keeps
-    the lock, so nobody commits until it runs again, and leases lapse meanwhile.
+    lapse for anyone else to run it). With `shared_lock`, a SIGSTOP of any worker in between explains it
+    too: a process stopped inside a transaction keeps its locks (SQLite's one write lock, a PostgreSQL task
+    row), so the holder can neither renew nor commit until it runs again, and its lease lapses meanwhile.
+    That allowance cannot hide a fencing bug: the commit must come from the last execution started (an
+    earlier one's commit is a commit after its lease was lost).
     """
     out: list[Violation] = []
     by_id = {e.exec_id: e for e in effects}
@@ -82,6 +84,17 @@ def check_steps(
         elif winner.attempt != r[3]:
             out.append(Violation("chaos: step committed twice",
                                  f"{r[0]} {r[2]} shows {r[3]} attempts but was committed by attempt {winner.attempt}"))
+        else:
+            later = [e for e in effects if (e.instance_id, e.run_number, e.step_key, e.attempt)
+                     == (winner.instance_id, winner.run_number, winner.step_key, winner.attempt)
+                     and e.started_at > winner.started_at]
+            if later:
+                # Another runner may start this attempt only after claiming the task, which fences every
+                # earlier holder: an earlier execution's commit is a commit after the lease was lost.
+                out.append(Violation("chaos: commit by a stale executor",
+                                     f"{r[0]} {r[2]} was committed by {winner.worker}'s execution from "
+                                     f"{winner.started_at:.3f}, though {later[0].worker} had started it again at "
+                                     f"{later[0].started_at:.3f}", {"winner": attrs.asdict(winner)}))
     groups: dict[tuple[str, int, str, int], list[Effect]] = defaultdict(list)
     for e in effects:
         groups[(e.instance_id, e.run_number, e.step_key, e.attempt)].append(e)
@@ -140,6 +153,15 @@ def check_events(conn: Any, planned: dict[str, tuple[str, str]], acked: set[str]
                                  f"whose deadline was {float(deadline):.3f}"))
         if position is not None:
             consumed[(r[1], r[2])].append((int(position), int(r[3])))
+    for iid, run, key, deadline, wait_type in conn.execute(
+            "SELECT instance_id, run_number, step_key, wake_at, wait_event_type FROM workflow_step "
+            "WHERE type = 'wait_for_event' AND status = 'errored' AND error_name = 'WaitForEventTimeout'"):
+        missed = [event_id for event_id, r in stored.items() if r[1] == iid and r[2] == wait_type
+                  and r[5] is None and float(r[4]) <= float(deadline)]
+        if missed:
+            out.append(Violation("chaos: event lost",
+                                 f"{key} of {iid} timed out at {float(deadline):.3f} while event {missed[0]}, "
+                                 "sent before that deadline, waited unconsumed"))
     for (instance, type_), pairs in consumed.items():
         ids = [event for _, event in sorted(pairs)]
         if ids != sorted(ids):

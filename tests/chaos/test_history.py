@@ -79,6 +79,19 @@ def test_on_sqlite_a_stopped_lock_holder_explains_a_duplicate() -> None:
     assert check_steps(conn, effects, [Fault(12.0, "kill", "w3", 3)], shared_lock=True) != []
 
 
+def test_a_commit_must_come_from_the_last_execution_started() -> None:
+    """Once another worker started the attempt again it had claimed the task, so the earlier execution's
+    commit is one made after losing the lease, whatever fault explains the second run."""
+    conn = database()
+    effect(conn, "a", pid=1, started=10.0, ended=30.0)
+    effect(conn, "b", pid=2, started=14.0, ended=14.1)
+    step(conn, "do:reserve", result="a")
+    props = [v.prop for v in check_steps(conn, load_effects(conn), [Fault(11.0, "stop", "w1", 1)])]
+    assert props == ["chaos: commit by a stale executor"]
+    conn.execute("UPDATE workflow_step SET result = ?", (json.dumps("b"),))
+    assert check_steps(conn, load_effects(conn), [Fault(11.0, "stop", "w1", 1)]) == []
+
+
 def test_a_retry_is_not_a_duplicate() -> None:
     """Attempt 2 after attempt 1 failed is a new attempt, needing no fault; the commit names attempt 2."""
     conn = database()
@@ -116,6 +129,21 @@ def test_events_lost_late_or_reordered_are_flagged() -> None:
     assert [v.prop for v in check_events(conn, planned, {"i1", "i2"})] == ["chaos: events reordered"]
     conn.execute("UPDATE workflow_event SET created_at = 150.0 WHERE event_id = 'i2'")
     assert "chaos: event accepted late" in [v.prop for v in check_events(conn, planned, {"i1", "i2"})]
+
+
+def test_a_wait_that_timed_out_past_an_on_time_event_lost_it() -> None:
+    """A wait that timed out while an event of its type, sent before its deadline, sat unconsumed is a lost
+    delivery (a lost wake-up); one sent after the deadline may stay unconsumed."""
+    conn = database()
+    conn.execute("INSERT INTO workflow_step (workflow_name, instance_id, run_number, step_key, position, name, "
+                 "type, status, wake_at, wait_event_type, error_name, updated_at) VALUES ('chaos-order', 'o1', 1, "
+                 "'wait_for_event:pay', 1, 'pay', 'wait_for_event', 'errored', 100.0, 'pay', "
+                 "'WaitForEventTimeout', 0)")
+    event(conn, "late", type_="pay", created=150.0, consumed_by=None)
+    assert check_events(conn, {"late": ("o1", "pay")}, {"late"}) == []
+    event(conn, "ontime", type_="pay", created=50.0, consumed_by=None)
+    props = [v.prop for v in check_events(conn, {"late": ("o1", "pay"), "ontime": ("o1", "pay")}, {"ontime"})]
+    assert props == ["chaos: event lost"]
 
 
 def test_an_event_to_an_ended_instance_may_be_refused() -> None:

@@ -13,7 +13,7 @@ import pytest
 from fakes import ManualRuntime
 from support import T0, Recorder, finished, run_async, settle, shared_database, tasks
 
-from engine import Engine, Retries, WorkflowEvent, WorkflowStep, define_workflow
+from engine import Engine, Retries, StoreUnavailable, WorkflowEvent, WorkflowStep, define_workflow
 
 LEASE = 60.0
 
@@ -473,6 +473,63 @@ def test_stop_while_a_tick_awaits_the_store_ends_the_worker(
             await finished(worker)
 
     run_async(main())
+
+
+def test_a_worker_outlives_a_store_that_cannot_say_when_work_is_due(
+    rt: ManualRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle wait whose store is unavailable (PostgreSQL down while asking for the next due time) falls
+    back to sleeping the poll interval: the worker keeps polling and picks up work once the store is back."""
+    gated = Gated()
+    gated.block = False
+    failures: list[str] = []
+
+    async def unavailable(self: Any, workflows: Any, timeout: float) -> None:
+        failures.append("down")
+        raise StoreUnavailable("database down")
+
+    async def main() -> None:
+        async with Engine(workflows=[gated.definition], runtime=rt) as eng:
+            monkeypatch.setattr(type(eng.store), "wait_for_work", unavailable)
+            worker = asyncio.ensure_future(eng.run_worker(poll_interval="2 s"))
+            await settle()
+            assert failures and not worker.done()
+            iid = await eng.create("gated")
+            await rt.advance(2)
+            await settle()
+            assert await output(eng, "gated", iid) == ("complete", "call0")
+            await eng.stop()
+            await finished(worker)
+
+    run_async(main())
+
+
+def test_a_heartbeat_outlives_failed_lease_reads(rt: ManualRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lease reads that fail (a dropped connection) neither stop the heartbeat nor lose the lease: it keeps
+    renewing, so a step longer than the lease completes on its first call."""
+    gated = Gated()
+    trace = Recorder()
+
+    async def broken(self: Any, claim: Any) -> float | None:
+        raise StoreUnavailable("connection lost")
+
+    async def main() -> None:
+        async with Engine(workflows=[gated.definition], runtime=rt, lease=LEASE, tracer=trace) as eng:
+            iid = await eng.create("gated")
+            running = asyncio.ensure_future(eng.tick())
+            await settle()
+            monkeypatch.setattr(type(eng.store), "held_until", broken)
+            for _ in range(6):  # three leases long
+                await rt.advance(LEASE / 2)
+                await settle()
+            monkeypatch.undo()
+            gated.gates[0].set()
+            assert await finished(running) == 1
+            assert await output(eng, "gated", iid) == ("complete", "call0")
+
+    run_async(main())
+    assert len(trace.of("renew")) >= 3 and trace.of("renew_error")
+    assert trace.of("lease_lost") == []
 
 
 def test_busy_worker_ticks_again_without_waiting(rt: ManualRuntime) -> None:

@@ -21,7 +21,7 @@ import pytest
 import engine._runtime
 from engine import Engine, Retries, StoreUnavailable, SystemRuntime, define_workflow
 from engine._pg_conn import PgConnection
-from engine._pg_store import PostgresStore
+from engine._pg_store import PostgresStore, channel_for
 from sim.world.databases import with_schema
 
 R = TypeVar("R")
@@ -122,7 +122,7 @@ def test_a_client_that_does_not_listen_still_notifies(pg_schema: str) -> None:
             return client.store.channel
 
     with psycopg.connect(pg_schema, autocommit=True) as listener:
-        channel = "stepsim_" + pg_schema.rsplit("%3D", 1)[-1]
+        channel = channel_for(pg_schema.rsplit("%3D", 1)[-1])
         listener.execute(f'LISTEN "{channel}"')
         assert run(create()) == channel
         heard = list(listener.notifies(timeout=5.0, stop_after=1))
@@ -166,7 +166,8 @@ def test_scheduling_uses_the_database_clock_not_a_skewed_local_one(
     """Under SystemRuntime the store schedules on the database's clock: a machine whose clock is an hour
     fast still stamps instances with the server's time."""
     real_time = time.time
-    monkeypatch.setattr(engine._runtime, "time", types.SimpleNamespace(time=lambda: real_time() + 3600.0))
+    monkeypatch.setattr(engine._runtime, "time", types.SimpleNamespace(time=lambda: real_time() + 3600.0,
+                                                                   monotonic=time.monotonic))
 
     @define_workflow("stamped")
     async def stamped(event: Any, step: Any) -> Any:
@@ -318,3 +319,29 @@ def test_the_store_closes_its_pool_and_listener(pg_schema: str) -> None:
         assert inspector.closed
 
     run(main())
+
+
+def test_the_notify_channel_fits_any_schema_name() -> None:
+    """PostgreSQL limits a channel to 63 bytes and LISTEN takes an identifier: a 63-character schema name
+    or one with quotes still gets a short, plain, distinct channel."""
+    long_a, long_b = "s" * 62 + "a", "s" * 62 + "b"
+    channels = {channel_for(long_a), channel_for(long_b), channel_for('we"ird')}
+    assert len(channels) == 3
+    assert all(len(c) <= 63 and c.replace("_", "").isalnum() for c in channels)
+
+
+def test_a_wall_clock_step_after_calibration_changes_nothing(
+    pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database clock is kept as an offset from the machine's monotonic clock: an NTP step of the wall
+    clock between two readings does not move it (it would otherwise take over live leases)."""
+    store = PostgresStore(pg_schema, runtime=SystemRuntime())
+    try:
+        before = store.now()
+        real_time = time.time
+        monkeypatch.setattr(engine._runtime, "time", types.SimpleNamespace(time=lambda: real_time() + 3600.0,
+                                                                           monotonic=time.monotonic))
+        assert SystemRuntime().now() > real_time() + 3000
+        assert abs(store.now() - before) < 5.0
+    finally:
+        store.close()
