@@ -109,8 +109,8 @@ class ChaosReport:
             "",
             "Faults injected: " + (", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())) or "none") + ".",
             (f"Callback executions: {self.executions}, of which {self.duplicates} re-ran an attempt another "
-            "execution had started (each must be explained by a fault of the first one's worker, or on SQLite "
-            "by a stopped process that held the one write lock)."),
+            "execution had started (each must be explained by a fault of the first one's worker, or by a stop of "
+            "a process that may have held a lock it needed)."),
             "Final statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items())) + ".",
             "",
         ]

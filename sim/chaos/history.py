@@ -87,7 +87,7 @@ def check_steps(
         else:
             later = [e for e in effects if (e.instance_id, e.run_number, e.step_key, e.attempt)
                      == (winner.instance_id, winner.run_number, winner.step_key, winner.attempt)
-                     and e.started_at > winner.started_at]
+                     and e.started_at > winner.started_at and not _frozen_across(e, winner.started_at, faults)]
             if later:
                 # Another runner may start this attempt only after claiming the task, which fences every
                 # earlier holder: an earlier execution's commit is a commit after the lease was lost.
@@ -101,7 +101,7 @@ def check_steps(
     by_pid: dict[int, list[Fault]] = defaultdict(list)
     for f in faults:
         by_pid[f.pid].append(f)
-    stops = [f for f in faults if f.kind == "stop"] if shared_lock else []
+    stops = [f for f in faults if f.kind in ("stop", "cont")] if shared_lock else []
     for key, runs in groups.items():
         for first, second in itertools.pairwise(runs):
             if not _explained(first, second.started_at, [*by_pid[first.pid], *stops]):
@@ -114,9 +114,32 @@ def check_steps(
     return out
 
 
+def _frozen_across(execution: Effect, moment: float, faults: Sequence[Fault]) -> bool:
+    """Whether the execution's worker was SIGSTOPped at `moment` and only continued just before the
+    execution's recorded start: its callback may have begun before the stop, the row being written on
+    waking, so the recorded start says nothing about the real order."""
+    for stop in faults:
+        if stop.kind != "stop" or stop.pid != execution.pid or stop.t > moment:
+            continue
+        resumed = [f.t for f in faults if f.kind == "cont" and f.pid == execution.pid and f.t >= stop.t]
+        if not resumed or min(resumed) >= moment:  # still frozen when the winner started
+            return True
+    return False
+
+
 def _explained(execution: Effect, until: float, faults: Iterable[Fault]) -> bool:
-    return any(execution.started_at - EXPLAIN_SLACK <= f.t <= until
-               for f in faults if f.kind in ("kill", "stop", "conn_kill"))
+    """A kill or dropped connection in [start - slack, until], or a stop whose frozen interval (to its
+    SIGCONT, or to the end) overlaps that window."""
+    faults = list(faults)
+    low = execution.started_at - EXPLAIN_SLACK
+    for f in faults:
+        if f.kind in ("kill", "conn_kill") and low <= f.t <= until:
+            return True
+        if f.kind == "stop" and f.t <= until:
+            resumed = [c.t for c in faults if c.kind == "cont" and c.pid == f.pid and c.t >= f.t]
+            if not resumed or min(resumed) >= low:
+                return True
+    return False
 
 
 def check_events(conn: Any, planned: dict[str, tuple[str, str]], acked: set[str]) -> list[Violation]:

@@ -92,6 +92,20 @@ def test_a_commit_must_come_from_the_last_execution_started() -> None:
     assert check_steps(conn, load_effects(conn), [Fault(11.0, "stop", "w1", 1)]) == []
 
 
+def test_a_start_recorded_on_waking_from_a_stop_does_not_count_as_later() -> None:
+    """A worker stopped between its lease check and its callback's first write records its start only when
+    continued: that execution may really have begun before the winner's, so it is not a stale commit."""
+    conn = database()
+    effect(conn, "w", pid=4, started=10.8)
+    effect(conn, "late", pid=3, started=12.99)
+    step(conn, "do:reserve", result="w")
+    frozen = [Fault(7.8, "stop", "w3", 3), Fault(12.98, "cont", "w3", 3)]
+    assert check_steps(conn, load_effects(conn), frozen, shared_lock=True) == []
+    awake = [Fault(7.8, "stop", "w3", 3), Fault(9.0, "cont", "w3", 3)]  # continued before the winner began
+    assert "chaos: commit by a stale executor" in [
+        v.prop for v in check_steps(conn, load_effects(conn), awake, shared_lock=True)]
+
+
 def test_a_retry_is_not_a_duplicate() -> None:
     """Attempt 2 after attempt 1 failed is a new attempt, needing no fault; the commit names attempt 2."""
     conn = database()
