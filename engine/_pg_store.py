@@ -195,29 +195,21 @@ class PostgresStore(TxnStore):
 
     async def blocking(self, fn: Callable[[], T]) -> T:
         """Off the event loop through the runtime (`run_blocking`), inline under a shared connection or a
-        runtime without one; store errors that outlive the retries surface as `StoreUnavailable`."""
+        runtime without one."""
         run = getattr(self.runtime, "run_blocking", None)
-        try:
-            if run is None or self._shared is not None:
-                return fn()
-            result: T = await run(fn)
-            return result
-        except _CommitUnknown as exc:
-            raise StoreUnavailable(f"PostgreSQL connection lost during COMMIT; it may have landed: {exc}",
-                                   outcome_unknown=True) from exc
+        if run is None or self._shared is not None:
+            return fn()
+        result: T = await run(fn)
+        return result
 
-    async def _retrying(self, attempt_once: Callable[[], T]) -> T:
-        try:
-            return await super()._retrying(attempt_once)
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc
-
-    async def _query(self, fn: Callable[..., T], *args: Any) -> T:
-        # Reads change nothing, so every failure of one is worth another try (a dropped pooled connection).
-        return await self._retrying(lambda: self.query(fn, *args))
-
-    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        return await self._retrying(lambda: self.read(fn, *args))
+    def unavailable(self, exc: BaseException) -> StoreUnavailable | None:
+        """A lost COMMIT (never retried: it may have landed) or a connection that stayed lost."""
+        if isinstance(exc, _CommitUnknown):
+            return StoreUnavailable(f"PostgreSQL connection lost during COMMIT; it may have landed: {exc}",
+                                    outcome_unknown=True)
+        if isinstance(exc, psycopg.OperationalError):
+            return StoreUnavailable(f"PostgreSQL unavailable: {exc}")
+        return None
 
     # -- idle workers -------------------------------------------------------------------------------
 

@@ -87,15 +87,12 @@ class SqliteStore(TxnStore):
         """Busy and locked errors: SQLite rolled the transaction back."""
         return is_busy(exc)
 
-    async def _retrying(self, attempt_once: Callable[[], T]) -> T:
-        try:
-            return await super()._retrying(attempt_once)
-        except sqlite3.OperationalError as exc:
-            if is_busy(exc):
-                # Still locked after every retry (another process holds the one write lock, perhaps stopped):
-                # a coded error the caller and run_worker know to wait out; nothing was written.
-                raise StoreUnavailable(f"SQLite database {self.path!r} stayed locked: {exc}") from exc
-            raise
+    def unavailable(self, exc: BaseException) -> StoreUnavailable | None:
+        """Still locked after every retry (another process holds the one write lock, perhaps stopped): a
+        coded error the caller and run_worker know to wait out; nothing was written."""
+        if is_busy(exc):
+            return StoreUnavailable(f"SQLite database {self.path!r} stayed locked: {exc}")
+        return None
 
     def query(self, fn: Callable[..., T], *args: Any) -> T:
         """A one-statement read on the connection, outside any transaction."""

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import _txn as txn
+from ._errors import StoreUnavailable
 from ._runtime import Runtime
 from ._store import Claim, DueTask, LeaseLost, LoadedRun, StepWrite, Suspension, WaitOutcome
 
@@ -61,21 +62,31 @@ class TxnStore:
         """Close from the event loop (a backend with background tasks ends them first)."""
         self.close()
 
+    def unavailable(self, exc: BaseException) -> StoreUnavailable | None:
+        """The coded error for a failure that outlived the retries (or cannot be retried), if it means the
+        database is unreachable or a commit's outcome unknown; None lets `exc` through as it is."""
+        return None
+
     async def _query(self, fn: Callable[..., T], *args: Any) -> T:
-        return await self.blocking(lambda: self.query(fn, *args))
+        # Reads change nothing, so every transient failure of one is worth another try.
+        return await self._retrying(lambda: self.query(fn, *args))
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        return await self.blocking(lambda: self.read(fn, *args))
+        return await self._retrying(lambda: self.read(fn, *args))
 
     async def _retrying(self, attempt_once: Callable[[], T]) -> T:
         """Bounded retry of transient failures (the transaction rolled back, so a retry is safe); waits go
-        through the runtime. The one retry loop of the store: `write` and `fenced` differ only in arguments."""
+        through the runtime. The one retry loop of the store: reads, `write` and `fenced` differ only in
+        what they retry. What it gives up on leaves as the backend's coded error (`unavailable`)."""
         for attempt in range(RETRIES):
             try:
                 return await self.blocking(attempt_once)
             except Exception as exc:
                 if not self.is_transient(exc) or attempt == RETRIES - 1:
-                    raise
+                    coded = self.unavailable(exc)
+                    if coded is None:
+                        raise
+                    raise coded from exc
             await self.runtime.sleep(BACKOFF * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 

@@ -88,7 +88,7 @@ class Harness(CallbackReports):
         self.incarnation[name] = n
         owner = name if n == 1 else f"{name}.{n}"
         runtime = SimRuntime(self.scheduler, name, seed=0)
-        store = SimStore(self, runtime, owner)  # type: ignore[arg-type]  # duck-typed world
+        store = SimStore(self, runtime, owner)  # a duck-typed world
         self.stores[name] = store
         self.engines[name] = Engine(store=store, workflows=self.workflows, runtime=runtime, runner_id=owner,
                                     lease=self.lease, tracer=functools.partial(self._on_engine, owner))

@@ -14,19 +14,14 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from engine._pg_store import PostgresStore, _CommitUnknown
-from sim.core.runtime import SimRuntime
 from sim.world.simulation import _FaultHooks
 
 
 class SimPgStore(_FaultHooks, PostgresStore):
     """A simulated runner's PostgreSQL store over the world's one connection."""
 
-    def __init__(self, world: Any, runtime: SimRuntime, owner: str) -> None:
-        super().__init__(world.conn.url, runtime=runtime, connection=world.conn, clock=world.clock.now,
-                         migrate_schema=False)
-        self.world = world
-        self.owner = owner
-        self.alive = True
+    def _address(self, world: Any) -> str:
+        return str(world.conn.url)
 
     def _busy(self) -> Exception:
         return pg_errors.SerializationFailure("could not serialize access due to concurrent update")

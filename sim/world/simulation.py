@@ -47,6 +47,17 @@ class _FaultHooks:
     owner: str
     alive: bool
 
+    def __init__(self, world: Any, runtime: SimRuntime, owner: str) -> None:
+        super().__init__(self._address(world), runtime=runtime, connection=world.conn,  # type: ignore[call-arg]
+                         clock=world.clock.now, migrate_schema=False)
+        self.world = world
+        self.owner = owner
+        self.alive = True
+
+    def _address(self, world: Any) -> str:
+        """What the backend's store is told it opens (it is handed the world's connection)."""
+        raise NotImplementedError
+
     def _busy(self) -> Exception:
         raise NotImplementedError
 
@@ -85,12 +96,8 @@ class _FaultHooks:
 class SimStore(_FaultHooks, SqliteStore):
     """A simulated runner's SQLite store."""
 
-    def __init__(self, world: World, runtime: SimRuntime, owner: str) -> None:
-        super().__init__(":memory:", runtime=runtime, connection=world.conn, clock=world.clock.now,
-                         migrate_schema=False)
-        self.world = world
-        self.owner = owner
-        self.alive = True
+    def _address(self, world: Any) -> str:
+        return ":memory:"
 
     def _busy(self) -> Exception:
         return sqlite3.OperationalError("database is locked")
